@@ -1,0 +1,61 @@
+"""Home: what xad is, the datasets found and the trained models with their cards."""
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import add_folder_form, datasets
+from xad.data import catalog
+from xad.data.transforms import DataError
+from xad.weights import WeightsError, list_models, read_record
+
+st.title("xad — is the detector right for the right reason?")
+st.markdown(
+    "xad audits image anomaly detectors: is an image flagged, and is it flagged **for the right "
+    "reason**? The **VAE-GAN audit** reproduces Rashid et al.: a VAE-GAN detector, its anomaly "
+    "maps and threshold tau*, LIME and SHAP explanations in the paper's three setups, and the "
+    "optimal-threshold IoU of each explanation with the true defect (the paper's Fig. 2; click a "
+    "point to see the sample). The **dataset browser** shows the data with its defect masks. "
+    "Counterfactual explanations (Liznerski et al.) and latent-diffusion detection (Wang & "
+    "Tavakkoli) are the next audits on the roadmap."
+)
+
+st.header("Datasets")
+found, problems = datasets()
+rows = []
+for info in found:
+    try:
+        n = int(catalog.open_collection(info).summary()["count"].sum())
+    except DataError as exc:
+        problems.append(str(exc))
+        n = None
+    rows.append({"dataset": info.name, "kind": info.kind, "samples": n,
+                 "source": "embedded" if info.embedded else "your folder",
+                 "licence": info.licence, "path": str(info.path)})
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+for p in problems:
+    st.warning(p)
+st.caption("More folders: set `XAD_DATA=/path/a:/path/b` before starting, or add one here.")
+add_folder_form("home-add-folder")
+
+st.header("Trained models")
+models, model_problems = list_models()
+if models:
+    st.dataframe(pd.DataFrame([{"model": m.name, "architecture": m.cls, "preset": m.preset,
+                                **{k: v for k, v in m.metrics.items() if not isinstance(v, dict)}}
+                               for m in models]), hide_index=True, width="stretch")
+    for m in models:
+        with st.expander(f"Card: {m.name}"):
+            st.markdown(m.card or "_This model has no card._")
+else:
+    st.info("No trained models in `weights/` yet. Train one with `python -m xad train …` "
+            "(see the README) or open your own weights folder below.")
+for p in model_problems:
+    st.warning(p)
+path = st.text_input("Open a weights folder (config.json + model.safetensors + card.md)")
+if path.strip():
+    try:
+        record = read_record(path.strip())
+        st.success(f"{record.cls} ({record.preset}) — {record.path}")
+        st.markdown(record.card or "_No card._")
+    except WeightsError as exc:
+        st.error(str(exc))

@@ -1,0 +1,70 @@
+"""VAE-GAN audit (Rashid et al.): detection with tau*, the Fig. 2 scatter of max IoU vs anomaly
+score for S1/S2/S3; a click on a point opens that sample as a Fig. 3 row."""
+
+import streamlit as st
+
+from pages.audit_widgets import controls, live_panel, sample_panel
+from pages.common import figure_downloads, table_download
+from xad import audit, plots_audit
+from xad.data.transforms import DataError
+from xad.export import audit_report_html
+
+st.title("VAE-GAN audit — detected for the right reason?")
+try:
+    ds, model, record, params, run_folder = controls()
+    run = audit.load_run(run_folder) if run_folder else audit.open_audit(ds, record.path, params)
+    sc = st.cache_data(audit.score, show_spinner="Reconstructing and scoring the test set …",
+                       hash_funcs={type(model): lambda _: str(record.path),
+                                   type(ds): lambda d: str(d.folder)})(model, ds, params)
+except (DataError, FileNotFoundError) as exc:
+    st.error(str(exc))
+    st.stop()
+
+det = audit.evaluate_scoring(sc)
+fit_on = ("the test labels, as the paper does" if params.calibration == "test"
+          else "a held-out calibration half; the counts are on the other half")
+left, right = st.columns([2, 3])
+with left:
+    fig = plots_audit.roc_figure(sc.scores, sc.labels, sc.tau, f"ROC — AUROC {det.auroc:.3f}")
+    st.plotly_chart(fig, key="audit_roc")
+    figure_downloads(fig, f"{ds.category}_roc", key="audit-roc")
+with right:
+    st.metric("Accuracy at tau*", f"{100 * det.accuracy:.0f} %", help=f"tau* fitted on {fit_on}")
+    st.markdown(f"**{det.describe()}**  \ntau* is fitted on {fit_on}. Model: `{record.name}`.")
+
+st.header("Max IoU vs anomaly score (Fig. 2)")
+if run is None:
+    st.info(f"No audit with these settings yet: {len(sc.ids)} samples x {len(params.setups)} setups "
+            f"(k = {params.segments}, n = {params.samples}). It runs once and is cached on disk; "
+            "an interrupted run resumes where it stopped.")
+    if st.button("Run audit", type="primary", key="audit_run"):
+        bar = st.progress(0.0, text="Explaining …")
+        audit.run_audit(ds, model, record.path, params,
+                        progress=lambda d, t, sid: bar.progress(d / t, text=f"{d}/{t} · {sid}"))
+        st.rerun()
+    st.stop()
+
+fig2 = plots_audit.fig2_scatter(run.results, params.setups)
+event = st.plotly_chart(fig2, key="audit_fig2", on_select="rerun", selection_mode="points")
+figure_downloads(fig2, f"{ds.category}_fig2", key="audit-fig2")
+iou = audit.mean_iou_table(run.results, params.setups)
+st.dataframe(iou, hide_index=True)
+if picked := plots_audit.selected_id(event.selection if event else None):
+    st.session_state["audit_sample"] = picked
+sid = st.selectbox("Sample (or click a point above)", list(run.results["id"]), key="audit_sample")
+sample_panel(ds, model, run, sid, params.setups, params.resample)
+live_panel(ds, model, sid, params)
+
+st.subheader("Per-sample results")
+st.dataframe(run.results, hide_index=True, height=260)
+c1, c2, c3 = st.columns(3)
+with c1:
+    table_download(run.results, f"{ds.category}_audit_results", key="audit-csv")
+with c2:
+    table_download(iou, f"{ds.category}_mean_iou", key="audit-iou-csv")
+c3.download_button("HTML report", key="audit-report", on_click="ignore", mime="text/html",
+                   data=lambda: audit_report_html(run.path), icon=":material/description:",
+                   file_name=f"{ds.category}_audit_report.html")
+st.caption(f"Run folder `{run.path}` · the same numbers from the command line: `python -m xad audit "
+           f"--category {ds.category} --weights {record.path} --samples {params.samples} "
+           f"--segments {params.segments} --seed {params.seed}`")

@@ -1,0 +1,74 @@
+"""Shared fixtures: the repository on sys.path, tiny MVTec-layout folders written per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHARED_DATA = ROOT.parent / "shared" / "datasets"
+# Tests never read or write the user's result cache (the browser test's server inherits this too).
+os.environ["XAD_CACHE"] = tempfile.mkdtemp(prefix="xad-test-cache-")
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture
+def tiny_mvtec(tmp_path: Path) -> Path:
+    """A valid MVTec-layout root with category "part": 3 train, 2 test good, 2 "scratch" with masks."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "mvtec"
+    cat = root / "part"
+    for i in range(3):
+        write_png(cat / "train" / "good" / f"{i:03d}.png", rng.integers(0, 255, (40, 40, 3), np.uint8))
+    for i in range(2):
+        write_png(cat / "test" / "good" / f"{i:03d}.png", rng.integers(0, 255, (40, 40, 3), np.uint8))
+        write_png(cat / "test" / "scratch" / f"{i:03d}.png", rng.integers(0, 255, (40, 40, 3), np.uint8))
+        mask = np.zeros((40, 40), np.uint8)
+        mask[10:20, 5 + i: 15 + i] = 255
+        write_png(cat / "ground_truth" / "scratch" / f"{i:03d}_mask.png", mask)
+    return root
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real datasets beside the project; skips cleanly where they are absent (a user's clone)."""
+    if not (SHARED_DATA / "mvtec").is_dir():
+        pytest.skip("../shared/datasets is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_industrial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic generator's brick category, small: 4 train, 2 good + 1 per defect in test."""
+    from xad.data import synthetic
+
+    root = tmp_path_factory.mktemp("industrial")
+    return synthetic.generate(root, ("brick",), n_train=4, n_test_good=2, n_per_defect=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_vaegan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained VAE-GAN of the ``tiny`` preset (32 px) saved as a weights folder."""
+    import torch
+
+    from xad.models.vaegan import PRESETS, VAEGAN
+    from xad.weights import save_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("weights") / "vaegan" / "tiny"
+    return save_model(VAEGAN(PRESETS["tiny"]), folder, family="vaegan", preset="tiny",
+                      card="# tiny test model", meta={"category": "brick"})

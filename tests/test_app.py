@@ -1,0 +1,133 @@
+"""Every page under Streamlit's AppTest: renders without exception, main widgets move."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+TIMEOUT = 120
+
+
+def _run(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_dashboard_opens_home() -> None:
+    at = _run("dashboard.py")
+    assert "right for the right reason" in at.title[0].value
+
+
+def test_home_lists_embedded_data_and_adds_a_folder(tiny_mvtec: Path) -> None:
+    at = _run("pages/home.py")
+    table = at.dataframe[0].value
+    assert {"xad industrial (synthetic, MVTec layout)", "MNIST (complete)"} <= set(table["dataset"])
+    at.text_input[0].input(str(tiny_mvtec))
+    at.button[0].click().run()
+    assert not at.exception and any("Added" in s.value for s in at.success)
+    assert "MVTec layout (mvtec)" in set(at.dataframe[0].value["dataset"])  # listed at once
+    at.text_input[0].input(str(tiny_mvtec / "nowhere"))
+    at.button[0].click().run()
+    assert any("nowhere: no such file or folder" in e.value for e in at.error)
+    at.text_input[1].input(str(tiny_mvtec)).run()  # not a weights folder: a clear message
+    assert any("no config.json" in e.value for e in at.error)
+
+
+def test_browser_moves_every_control() -> None:
+    at = _run("pages/dataset_browser.py")
+    assert at.selectbox(key="browser_category").options == ["brick", "hexnut"]
+    at.selectbox(key="browser_category").set_value("hexnut").run()
+    at.selectbox(key="browser_group").set_value("scratch").run()
+    view = [b for b in at.button if b.label == "View"]
+    assert len(view) == 10
+    at.button(key="view-hexnut/test/scratch/003").click().run()
+    assert at.session_state["browser_selected"] == "hexnut/test/scratch/003"
+    at.selectbox(key="browser_split").set_value("train").run()
+    at.number_input(key="browser_page").set_value(3).run()
+    assert not at.exception
+    for dataset in at.selectbox(key="browser_dataset").options[1:]:
+        at.selectbox(key="browser_dataset").set_value(dataset).run()
+        assert not at.exception and not at.error, dataset
+
+
+def test_browser_shows_a_clear_message_for_a_broken_folder(tiny_mvtec: Path) -> None:
+    (tiny_mvtec / "part" / "ground_truth" / "scratch" / "000_mask.png").unlink()
+    at = AppTest.from_file(str(ROOT / "pages/dataset_browser.py"), default_timeout=TIMEOUT)
+    at.session_state["extra_data_roots"] = [str(tiny_mvtec)]
+    at.run()
+    names = at.selectbox(key="browser_dataset").options
+    at.selectbox(key="browser_dataset").set_value(names[-1]).run()
+    assert not at.exception
+    assert any("000.png: defect image without a mask" in e.value for e in at.error)
+
+
+def test_vaegan_audit_page_runs_an_audit(tiny_industrial: Path, tiny_vaegan: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "pages/vaegan_audit.py"), default_timeout=TIMEOUT)
+    at.session_state["extra_data_roots"] = [str(tiny_industrial)]
+    at.run()
+    assert not at.exception
+    names = at.selectbox(key="audit_dataset").options
+    at.selectbox(key="audit_dataset").select_index(len(names) - 1).run()
+    at.selectbox(key="audit_weights").set_value("Your weights folder …").run()
+    assert any("Enter a weights folder" in e.value for e in at.error)
+    at.text_input(key="audit_weights_path").input(str(tiny_vaegan)).run()
+    at.select_slider(key="audit_n").set_value(200).run()
+    at.slider(key="audit_k").set_value(30).run()
+    assert not at.exception and not at.error
+    assert any("2 good (" in m.value for m in at.markdown)
+    at.button(key="audit_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
+    at.selectbox(key="audit_sample").set_value("brick/test/hole/000").run()
+    at.select_slider(key="live_n").set_value(100)
+    at.button(key="FormSubmitter:audit_live-Re-run this sample live").click().run()
+    assert not at.exception and any("live: k = 30, n = 100" in str(c.proto) for c in at.get("plotly_chart"))
+    assert any("J* " in c.value for c in at.caption)
+    at.radio(key="audit_calibration").set_value("heldout").run()
+    assert not at.exception and any("held-out" in m.value for m in at.markdown)
+
+
+def test_vaegan_audit_page_opens_a_cli_run_and_refuses_bad_input(
+        tiny_industrial: Path, tiny_vaegan: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from xad.cli import main
+
+    assert main(["audit", "--data", str(tiny_industrial), "--category", "brick", "--weights",
+                 str(tiny_vaegan), "--samples", "30", "--segments", "8", "--out", str(tmp_path / "run")]) == 0
+    at = AppTest.from_file(str(ROOT / "pages/vaegan_audit.py"), default_timeout=TIMEOUT).run()
+    at.text_input(key="audit_run_folder").input(str(tmp_path / "run")).run()
+    assert not at.exception and at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
+    at.text_input(key="audit_run_folder").input(str(tmp_path)).run()
+    assert any("not an audit run folder" in e.value for e in at.error)
+    # a weights folder whose config does not fit the architecture
+    bad = tmp_path / "bad_weights"
+    shutil.copytree(tiny_vaegan, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["config"]["latent_dim"] = 5
+    (bad / "config.json").write_text(json.dumps(cfg))
+    at.text_input(key="audit_run_folder").input("").run()
+    at.selectbox(key="audit_weights").set_value("Your weights folder …").run()
+    at.text_input(key="audit_weights_path").input(str(bad)).run()
+    assert not at.exception and any("do not match the config's architecture" in e.value for e in at.error)
+    # a dataset whose defect images have no masks
+    broken = tmp_path / "nomask"
+    shutil.copytree(tiny_industrial, broken)
+    shutil.rmtree(broken / "brick" / "ground_truth")
+    at.session_state["extra_data_roots"] = [str(broken)]
+    at.text_input(key="audit_weights_path").input(str(tiny_vaegan)).run()
+    at.selectbox(key="audit_dataset").select_index(len(at.selectbox(key="audit_dataset").options) - 1).run()
+    assert not at.exception and any("defect image without a mask" in e.value for e in at.error)
+
+
+def test_selected_point_maps_to_its_sample() -> None:
+    from xad.plots_audit import selected_id
+
+    event = {"points": [{"curve_number": 3, "point_index": 1, "customdata": "hexnut/test/cut/004"}]}
+    assert selected_id(event) == "hexnut/test/cut/004"
+    assert selected_id({"points": [{"customdata": ["brick/test/hole/001"]}]}) == "brick/test/hole/001"
+    assert selected_id({"points": []}) is None and selected_id(None) is None

@@ -1,0 +1,107 @@
+"""The whole audit on a tiny model and data: table columns, maps, caching, resume, report, CLI."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xad import audit
+from xad.data.mvtec import MVTecDataset
+from xad.weights import load_model
+
+PARAMS = audit.AuditParams(segments=10, samples=40)
+
+
+@pytest.fixture(scope="module")
+def run(tiny_industrial: Path, tiny_vaegan: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model, _ = load_model(tiny_vaegan)
+    out = tmp_path_factory.mktemp("runs") / "a"
+    return audit.run_audit(MVTecDataset(tiny_industrial, "brick"), model, tiny_vaegan, PARAMS, out)
+
+
+def test_results_table_and_maps(run: Path) -> None:
+    r = pd.read_csv(run / "results.csv")
+    assert list(r.columns) == audit.COLUMNS
+    assert len(r) == 6 and set(r["label"]) == {"good", "anomalous"}
+    good = r[r["label"] == "good"]
+    assert good[["iou_S1", "iou_S2", "iou_S3"]].isna().all().all()  # not defined, not 0
+    bad = r[r["label"] == "anomalous"]
+    assert bad[["iou_S1", "iou_S2", "iou_S3"]].notna().all().all()
+    assert ((bad["iou_S1"] > 0) & (bad["iou_S1"] <= 1)).all()
+    assert (r["predicted"] == np.where(r["score"] >= r["tau"], "anomalous", "good")).all()
+    loaded = audit.load_run(run)
+    assert loaded.maps["S1"].shape == (6, 32, 32) and loaded.maps["reconstruction"].shape == (6, 32, 32, 3)
+    assert list(loaded.maps["ids"]) == list(r["id"])
+    assert loaded.info["params"]["samples"] == 40 and "confusion" in loaded.info
+    assert not (run / "partial").exists()
+
+
+def test_same_inputs_same_numbers(run: Path, tiny_industrial: Path, tiny_vaegan: Path, tmp_path: Path) -> None:
+    model, _ = load_model(tiny_vaegan)
+    again = audit.run_audit(MVTecDataset(tiny_industrial, "brick"), model, tiny_vaegan, PARAMS,
+                            tmp_path / "b")
+    pd.testing.assert_frame_equal(
+        pd.read_csv(run / "results.csv").filter(regex="^(id|score|iou|theta)"),
+        pd.read_csv(again / "results.csv").filter(regex="^(id|score|iou|theta)"))
+
+
+def test_finished_run_is_reused_and_interrupted_run_resumes(
+        run: Path, tiny_industrial: Path, tiny_vaegan: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _ = load_model(tiny_vaegan)
+    ds = MVTecDataset(tiny_industrial, "brick")
+    calls: list[int] = []
+    real = audit.explain_sample
+    monkeypatch.setattr(audit, "explain_sample", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert audit.run_audit(ds, model, tiny_vaegan, PARAMS, run) == run and calls == []
+    # an interrupted run: 4 of 6 samples finished in partial/
+    half = tmp_path / "c"
+    shutil.copytree(run, half)
+    (half / "results.csv").unlink()
+    (half / "partial").mkdir()
+    for i in range(4):
+        audit._explain_to_disk(half, i, *_inputs(ds, model, i), model, PARAMS)
+    calls.clear()
+    audit.run_audit(ds, model, tiny_vaegan, PARAMS, half)
+    assert len(calls) == 2
+    cols = "^(id|score|iou|theta)"
+    pd.testing.assert_frame_equal(pd.read_csv(half / "results.csv").filter(regex=cols),
+                                  pd.read_csv(run / "results.csv").filter(regex=cols))
+    assert json.loads((half / "run.json").read_text())["key"] == json.loads((run / "run.json").read_text())["key"]
+
+
+def _inputs(ds: MVTecDataset, model, i: int):  # noqa: ANN001, ANN202
+    sc = audit.score(model, ds, PARAMS)
+    return sc.images[i], sc.reconstructions[i], sc.masks[i]
+
+
+def test_heldout_calibration_splits_each_class(tiny_industrial: Path, tiny_vaegan: Path) -> None:
+    model, _ = load_model(tiny_vaegan)
+    sc = audit.score(model, MVTecDataset(tiny_industrial, "brick"),
+                     audit.AuditParams(calibration="heldout"))
+    assert sorted(sc.roles[sc.labels == 1]) == ["calibration", "calibration", "evaluation", "evaluation"]
+    assert sorted(sc.roles[sc.labels == 0]) == ["calibration", "evaluation"]
+
+
+def test_limit_keeps_both_kinds(tiny_industrial: Path) -> None:
+    refs = audit.test_refs(MVTecDataset(tiny_industrial, "brick"), limit=3)
+    assert [r.defect for r in refs] == ["good", "crack", "hole"]
+
+
+def test_report_and_cli(run: Path, tiny_industrial: Path, tiny_vaegan: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from xad.cli import main
+
+    assert main(["report", "--run", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    for sid in pd.read_csv(run / "results.csv")["id"]:
+        assert sid in html
+    assert html.count("<img src='data:image/png;base64") == 6
+    args = ["audit", "--data", str(tiny_industrial), "--category", "brick", "--weights", str(tiny_vaegan),
+            "--setups", "S1,S3", "--samples", "30", "--segments", "8", "--limit", "3",
+            "--out", str(tmp_path / "cli")]
+    assert main(args) == 0
+    r = pd.read_csv(Path(capsys.readouterr().out.strip().splitlines()[-1]) / "results.csv")
+    assert len(r) == 3 and r["iou_S2"].isna().all() and r["seconds_S1"].notna().all()

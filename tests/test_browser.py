@@ -1,0 +1,174 @@
+"""The running dashboard in a real browser: ``streamlit run dashboard.py`` on a free loopback port,
+driven with Playwright and Debian's Chromium. Opens every page, uses its main controls, checks that
+no exception box appears, and saves a screenshot per page under test-artifacts/screenshots/
+(``XAD_UPDATE_SCREENSHOTS=1`` also copies them to docs/screenshots/ for the README)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = _free_port()
+    log = (ROOT / "test-artifacts").joinpath("streamlit.log")
+    log.parent.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"streamlit did not start; see {log}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server: str):  # noqa: ANN201 - a Playwright page
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
+        pg = context.new_page()
+        pg.set_default_timeout(90_000)
+        yield pg
+        browser.close()
+
+
+def settle(pg) -> None:  # noqa: ANN001
+    """Wait until the app has finished its script run and shows no spinner."""
+    pg.wait_for_selector('[data-testid="stApp"]')
+    pg.wait_for_timeout(400)
+    pg.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+        "!document.querySelector('[data-testid=\"stSpinner\"]')", timeout=120_000)
+    pg.wait_for_timeout(300)
+
+
+def no_exception(pg) -> None:  # noqa: ANN001
+    boxes = pg.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def shot(pg, name: str) -> Path:  # noqa: ANN001
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    pg.screenshot(path=str(path), full_page=True)
+    if os.environ.get("XAD_UPDATE_SCREENSHOTS") == "1":
+        docs = ROOT / "docs" / "screenshots"
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, docs / path.name)
+    return path
+
+
+def choose(pg, label: str, option: str) -> None:  # noqa: ANN001
+    pg.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    pg.get_by_role("option", name=option, exact=True).click()
+    settle(pg)
+
+
+def test_home(page, server: str) -> None:  # noqa: ANN001
+    page.goto(server)
+    settle(page)
+    page.get_by_text("is the detector right for the right reason?").wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    page.get_by_text("xad industrial (synthetic, MVTec layout)").first.wait_for(state="attached")
+    no_exception(page)
+    shot(page, "home")
+
+
+def test_dataset_browser(page, server: str) -> None:  # noqa: ANN001
+    page.goto(server)
+    settle(page)
+    page.get_by_role("link", name="Dataset browser").click()
+    settle(page)
+    choose(page, "Category", "hexnut")
+    choose(page, "Defect type", "crack")
+    images = page.get_by_test_id("stImage")
+    assert images.count() == 10
+    page.get_by_role("button", name="View").nth(2).click()
+    settle(page)
+    assert "hexnut/test/crack/002" in page.locator(".js-plotly-plot").first.inner_text()
+    no_exception(page)
+    shot(page, "dataset_browser")
+    with page.expect_download() as dl:
+        page.get_by_test_id("stDownloadButton").filter(has_text="PNG").first.click()
+    assert Path(dl.value.path()).read_bytes()[:4] == b"\x89PNG"
+    choose(page, "Dataset", "MVTec AD subset (real, 256 px)")
+    choose(page, "Category", "hazelnut")
+    no_exception(page)
+    shot(page, "dataset_browser_mvtec")
+    choose(page, "Dataset", "Coloured MNIST (derived from MNIST, seed 0)")
+    choose(page, "Colour", "red")
+    assert page.get_by_test_id("stImage").count() == 24
+    no_exception(page)
+
+
+def test_vaegan_audit_click_on_the_scatter(page, server: str) -> None:  # noqa: ANN001
+    from xad.weights import WEIGHTS_DIR, list_models
+
+    shipped = [m for m in list_models([WEIGHTS_DIR])[0] if m.cls == "VAEGAN"
+               and any(Path(m.path, "audits").glob("*/results.csv"))]
+    if not shipped:
+        pytest.skip("no VAE-GAN with a shipped audit")
+    page.goto(f"{server}/vaegan_audit")
+    settle(page)
+    page.get_by_text("Max IoU vs anomaly score (Fig. 2)").first.wait_for()
+    no_exception(page)
+    fig2 = page.locator(".js-plotly-plot").nth(1)
+    fig2.locator(".scatterlayer").first.wait_for()
+    # the first trace of the first panel that has points; its first point's sample id
+    trace, sample_id = fig2.evaluate(
+        "gd => { for (let t = 0; t < 4; t++) { const c = gd.data[t].customdata;"
+        " if (c && c.length) return [t, c[0][0]]; } return [-1, null]; }")
+    assert trace >= 0
+    point = fig2.locator(".scatterlayer").first.locator(".trace").nth(trace).locator("path.point").first
+    point.click(force=True)
+    settle(page)
+    row_title = page.locator(".js-plotly-plot").nth(2).locator(".gtitle").inner_text()
+    assert sample_id in row_title
+    no_exception(page)
+    shot(page, "vaegan_audit")
+    page.get_by_test_id("stSlider").filter(has_text="k").first.wait_for()
+    page.get_by_role("button", name="Re-run this sample live").click()
+    page.get_by_text("J* ", exact=False).last.wait_for(timeout=180_000)
+    settle(page)
+    no_exception(page)
+    shot(page, "vaegan_audit_live")

@@ -1,0 +1,221 @@
+"""A deterministic generator of an industrial defect set in the MVTec AD layout.
+
+Two categories at 128 px (rendered at 2x and box-downsampled, so edges are anti-aliased):
+- ``hexnut``: a machined steel hex nut on a dark conveyor, varying pose, position, size and light;
+  defects crack, cut, hole, print, scratch (painted on the nut's face or edge);
+- ``brick``: crops of the real brick-wall photo that scikit-image ships, tinted terracotta, varying
+  crop, flip and light; defects crack, hole, scratch, stain.
+Every image has its own seed derived from (seed, category, split, defect, index), so the set is
+the same on every machine and any one image can be regenerated alone. Masks are the defect's
+coverage at 128 px thresholded at 0.2: exactly the pixels the painter changed noticeably.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from xad.data import defects
+
+WORK = 256  # working resolution (2x the output)
+SIZE = 128
+MASK_LEVEL = 0.2
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A rendered normal scene at WORK px: image (H, W, 3) float32 in [0, 1] plus what painters
+    need: ``support`` (H, W) where defects may go, ``background`` (H, W, 3) and the object's
+    ``outline`` as (y, x) points with inward normals (object categories only)."""
+
+    image: np.ndarray
+    support: np.ndarray
+    background: np.ndarray
+    outline: np.ndarray | None = None  # (P, 4): y, x, inward_y, inward_x
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    n = ndimage.gaussian_filter(rng.normal(0, 1, shape).astype(np.float32), sigma)
+    return n / (n.std() + 1e-6)
+
+
+def _conveyor(rng: np.random.Generator, light: np.ndarray) -> np.ndarray:
+    """Dark grey conveyor belt with fine grain and a light gradient. (H, W, 3)."""
+    yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32) / WORK - 0.5
+    base = rng.uniform(0.24, 0.32) + 0.05 * (yy * light[0] + xx * light[1])
+    grain = 0.018 * _smooth_noise(rng, (WORK, WORK), 0.8) + 0.02 * _smooth_noise(rng, (WORK, WORK), 18)
+    tint = np.array([0.97, 1.0, 1.05], dtype=np.float32)
+    return np.clip((base + grain)[..., None] * tint, 0, 1)
+
+
+def _hex_distance(yy: np.ndarray, xx: np.ndarray, apothem: float, theta: float) -> np.ndarray:
+    """Signed distance-like field of a regular hexagon (negative inside)."""
+    d = np.full(yy.shape, -np.inf, dtype=np.float32)
+    for k in range(3):
+        a = theta + k * np.pi / 3
+        d = np.maximum(d, np.abs(xx * np.cos(a) + yy * np.sin(a)) - apothem)
+    return d
+
+
+def hexnut_scene(rng: np.random.Generator) -> Scene:
+    """A steel hex nut with chamfer, thread and brushed face, lit from a random direction."""
+    light_angle = rng.uniform(0, 2 * np.pi)
+    light = np.array([np.sin(light_angle), np.cos(light_angle)], dtype=np.float32)
+    background = _conveyor(rng, light)
+    centre = WORK / 2 + rng.uniform(-12, 12, size=2)
+    radius = rng.uniform(84, 94)  # circumradius at WORK px
+    apothem, theta = radius * np.cos(np.pi / 6), rng.uniform(0, np.pi / 3)
+    yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32)
+    yy, xx = yy - centre[0], xx - centre[1]
+    r, phi = np.hypot(yy, xx), np.arctan2(yy, xx)
+    body = np.clip(0.5 - _hex_distance(yy, xx, apothem, theta), 0, 1)
+    r_hole, r_thread, r_face = 0.40 * radius, 0.50 * radius, 0.97 * apothem
+    hole = np.clip(r_hole + 0.5 - r, 0, 1)
+    # 1. shading: brushed face, chamfer facets, thread rings, specular highlight
+    steel = rng.uniform(0.56, 0.68)
+    brushed = 0.035 * _smooth_noise(rng, (WORK, WORK), 0.7) * np.abs(np.sin(3 * phi + r / 9))
+    facing = np.cos(phi - np.arctan2(light[0], light[1]))
+    face = steel + 0.06 * facing * (r / radius) + brushed
+    chamfer = np.clip(r - r_face + 0.5, 0, 1)
+    face = face * (1 - chamfer) + (steel - 0.1 + 0.16 * facing) * chamfer
+    thread = np.clip(r_thread + 0.5 - r, 0, 1)
+    rings = 0.30 + 0.12 * np.sin(r * 1.6) + 0.10 * facing
+    face = face * (1 - thread) + rings * thread
+    spot = light * radius * 0.45  # highlight toward the light (relative to the centre)
+    face += 0.12 * np.exp(-((yy - spot[0]) ** 2 + (xx - spot[1]) ** 2) / (2 * (radius * 0.3) ** 2))
+    warm = np.array([1.02, 1.0, 0.95], dtype=np.float32) * rng.uniform(0.98, 1.02, 3)
+    # 2. the shadow on the belt, then the nut over it; the hole shows the shadowed belt
+    shadow = ndimage.gaussian_filter(ndimage.shift(body, light * -7, order=1), 5)
+    belt = background * (1 - 0.45 * shadow)[..., None]
+    nut = np.clip(face[..., None] * warm, 0, 1)
+    solid = body * (1 - hole)
+    image = belt * (1 - solid[..., None]) + nut * solid[..., None]
+    image *= rng.uniform(0.88, 1.12)
+    support = np.clip(body - thread, 0, 1)  # the face and chamfer, not the thread
+    outline = _hex_outline(centre, apothem, theta, radius)
+    return Scene(np.clip(image, 0, 1).astype(np.float32), support.astype(np.float32), belt, outline)
+
+
+def _hex_outline(centre: np.ndarray, apothem: float, theta: float, radius: float) -> np.ndarray:
+    """Points on the hexagon's sides (not corners) with inward normals: (P, 4)."""
+    rows = []
+    for k in range(6):
+        a = theta + k * np.pi / 3
+        n = np.array([np.sin(a), np.cos(a)])
+        side = np.array([-n[1], n[0]])
+        for s in np.linspace(-0.6, 0.6, 7) * radius / 2:
+            p = centre + n * apothem + side * s
+            rows.append([p[0], p[1], -n[0], -n[1]])
+    return np.asarray(rows, dtype=np.float32)
+
+
+def brick_scene(rng: np.random.Generator) -> Scene:
+    """A terracotta-tinted crop of scikit-image's brick photo, random crop, flip and light."""
+    photo = _brick_photo()
+    crop = int(rng.integers(220, 300))
+    y0, x0 = rng.integers(0, 512 - crop, size=2)
+    patch = photo[y0: y0 + crop, x0: x0 + crop]
+    if rng.random() < 0.5:
+        patch = patch[:, ::-1]
+    patch = np.asarray(Image.fromarray((patch * 255).astype(np.uint8)).resize(
+        (WORK, WORK), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    tint = np.array([1.18, 0.78, 0.62], dtype=np.float32) * rng.uniform(0.97, 1.03, 3)
+    mortar = np.clip((patch - 0.55) * 3, 0, 1)[..., None]  # the bright joints stay greyish
+    rgb = patch[..., None] * (tint * (1 - mortar) + np.array([1.0, 0.97, 0.92]) * mortar)
+    yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32) / WORK - 0.5
+    a = rng.uniform(0, 2 * np.pi)
+    rgb *= (rng.uniform(0.9, 1.1) + 0.08 * (yy * np.sin(a) + xx * np.cos(a)))[..., None]
+    rgb = np.clip(rgb, 0, 1).astype(np.float32)
+    support = np.zeros((WORK, WORK), np.float32)
+    support[20:-20, 20:-20] = 1.0
+    return Scene(rgb, support, rgb)
+
+
+_PHOTO: dict[str, np.ndarray] = {}
+
+
+def _brick_photo() -> np.ndarray:
+    if "brick" not in _PHOTO:
+        import skimage.data
+
+        _PHOTO["brick"] = skimage.data.brick().astype(np.float32) / 255.0
+    return _PHOTO["brick"]
+
+
+@dataclass(frozen=True)
+class CategorySpec:
+    scene: object  # callable (rng) -> Scene
+    defects: tuple[str, ...]
+    description: str
+
+
+CATEGORIES: dict[str, CategorySpec] = {
+    "hexnut": CategorySpec(hexnut_scene, ("crack", "cut", "hole", "print", "scratch"),
+                           "machined steel hex nut on a conveyor (object)"),
+    "brick": CategorySpec(brick_scene, ("crack", "hole", "scratch", "stain"),
+                          "terracotta brick wall from scikit-image's photo (texture)"),
+}
+
+
+def _paint(name: str, scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    if name == "cut":
+        row = scene.outline[rng.integers(len(scene.outline))]
+        return defects.cut(scene.image, scene.support, rng, edge_point=row[:2],
+                           inward=row[2:], background=scene.background)
+    painter = {"print": defects.print_mark}.get(name) or getattr(defects, name)
+    return painter(scene.image, scene.support, rng)
+
+
+def image_seed(seed: int, category: str, split: str, defect: str, index: int) -> np.random.Generator:
+    """The generator of one image: independent of the others and of generation order."""
+    key = zlib.crc32(f"{category}/{split}/{defect}".encode())
+    return np.random.default_rng(np.random.SeedSequence([seed, key, index]))
+
+
+def render(category: str, split: str, defect: str, index: int, seed: int = 0,
+           size: int = SIZE) -> tuple[np.ndarray, np.ndarray | None]:
+    """One image: (size, size, 3) uint8 and its bool mask (None for good images)."""
+    spec = CATEGORIES[category]
+    rng = image_seed(seed, category, split, defect, index)
+    scene = spec.scene(rng)
+    image, alpha = scene.image, None
+    if defect != "good":
+        image, alpha = _paint(defect, scene, rng)
+    small = _downsample(image, size)
+    small = small + rng.normal(0, 0.006, small.shape).astype(np.float32)  # sensor noise
+    out = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+    mask = None if alpha is None else _downsample(alpha[..., None], size)[..., 0] >= MASK_LEVEL
+    return out, mask
+
+
+def _downsample(a: np.ndarray, size: int) -> np.ndarray:
+    f = a.shape[0] // size
+    return a.reshape(size, f, size, f, a.shape[2]).mean(axis=(1, 3))
+
+
+def generate(out_root: str | Path, categories: tuple[str, ...] = tuple(CATEGORIES), n_train: int = 200,
+             n_test_good: int = 20, n_per_defect: int = 10, seed: int = 0, progress: bool = False) -> Path:
+    """Write the set in MVTec layout under ``out_root``; returns ``out_root``."""
+    from tqdm import tqdm
+
+    root = Path(out_root)
+    jobs = []
+    for cat in categories:
+        jobs += [(cat, "train", "good", i) for i in range(n_train)]
+        jobs += [(cat, "test", "good", i) for i in range(n_test_good)]
+        jobs += [(cat, "test", d, i) for d in CATEGORIES[cat].defects for i in range(n_per_defect)]
+    for cat, split, defect, i in tqdm(jobs, desc="generating", disable=not progress):
+        image, mask = render(cat, split, defect, i, seed)
+        folder = root / cat / split / defect
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i:03d}.png", optimize=True)
+        if mask is not None:
+            gt = root / cat / "ground_truth" / defect
+            gt.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(mask.astype(np.uint8) * 255).save(gt / f"{i:03d}_mask.png", optimize=True)
+    return root

@@ -1,0 +1,146 @@
+"""Image and mask conversion: any readable image -> uint8 RGB (H, W, 3); masks -> bool (H, W).
+
+Grayscale, grayscale+alpha, RGBA, palette, 16-bit and float images are converted; anything that is
+not an image is refused with a :class:`DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class DataError(ValueError):
+    """A dataset folder or file that xad cannot use. The message names the offending path."""
+
+
+def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
+    """Convert an image array to uint8 RGB.
+
+    array: (H, W), (H, W, 1), (H, W, 2) gray+alpha, (H, W, 3) or (H, W, 4) RGBA; dtype uint8,
+    uint16 (full 16-bit range), bool, or float in [0, 1]. Alpha is composited on black, as a
+    detector sees pixels, not transparency. Returns (H, W, 3) uint8.
+    """
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise DataError(f"not an image array: shape {a.shape}")
+    a = _to_unit_float(a)
+    if a.shape[2] in (2, 4):  # composite the alpha channel on black
+        a = a[..., :-1] * a[..., -1:]
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+
+
+def _to_unit_float(a: np.ndarray) -> np.ndarray:
+    """Scale any supported dtype to float32 in [0, 1]."""
+    if a.dtype == np.bool_:
+        return a.astype(np.float32)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0
+    if np.issubdtype(a.dtype, np.integer):  # e.g. int32 from PIL mode "I" (16-bit PNG)
+        top = 65535.0 if a.max(initial=0) > 255 else 255.0
+        return np.clip(a.astype(np.float32) / top, 0.0, 1.0)
+    if np.issubdtype(a.dtype, np.floating):
+        return np.clip(a.astype(np.float32), 0.0, 1.0)
+    raise DataError(f"unsupported image dtype {a.dtype}")
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
+    return img
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    return np.asarray(img)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 RGB (H, W, 3); raises DataError naming the file otherwise."""
+    path = Path(path)
+    try:
+        return to_rgb_uint8(_pil_to_array(_open(path)))
+    except DataError as exc:
+        if str(path) in str(exc):
+            raise
+        raise DataError(f"{path}: {exc}") from exc
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a ground-truth mask as bool (H, W): any non-zero pixel (of any channel) is defect."""
+    path = Path(path)
+    a = _pil_to_array(_open(path))
+    if a.ndim == 3:
+        a = a[..., :3].max(axis=2) if a.shape[2] >= 3 else a[..., 0]
+    return a > 0
+
+
+def decode_image_bytes(data: bytes, name: str = "upload") -> np.ndarray:
+    """Decode an uploaded file's bytes as uint8 RGB; DataError naming ``name`` if it is no image."""
+    import io
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
+    return to_rgb_uint8(_pil_to_array(img))
+
+
+def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize uint8 RGB (H, W, 3) to (size, size) or (h, w) with antialiased bicubic filtering."""
+    h, w = (size, size) if isinstance(size, int) else size
+    if image.shape[:2] == (h, w):
+        return image
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.LANCZOS))
+
+
+def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize a bool mask (H, W) with nearest neighbour, as the reference does."""
+    h, w = (size, size) if isinstance(size, int) else size
+    if mask.shape == (h, w):
+        return mask
+    img = Image.fromarray(mask.astype(np.uint8) * 255)
+    return np.asarray(img.resize((w, h), Image.Resampling.NEAREST)) > 127
+
+
+def mask_contour(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
+    """Boundary pixels of a bool mask (H, W) -> bool (H, W), ``thickness`` pixels wide (inner)."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return np.zeros_like(mask, dtype=bool)
+    eroded = ndimage.binary_erosion(mask, iterations=thickness, border_value=0)
+    return mask & ~eroded
+
+
+def overlay_contour(
+    image: np.ndarray, mask: np.ndarray | None, color: tuple[int, int, int] = (255, 40, 40),
+    thickness: int = 1,
+) -> np.ndarray:
+    """Draw the contour of ``mask`` on uint8 RGB ``image`` (H, W, 3); returns a copy."""
+    out = image.copy()
+    if mask is None or not mask.any():
+        return out
+    if mask.shape != image.shape[:2]:
+        mask = resize_mask(mask, image.shape[:2])
+    out[mask_contour(mask, thickness)] = color
+    return out

@@ -1,0 +1,1 @@
+"""Explanations of reconstruction-based anomaly scores: segmentation, LIME, SHAP."""

@@ -1,0 +1,1 @@
+"""Model architectures, one per module; each registers with :func:`xad.weights.register`."""

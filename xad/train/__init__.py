@@ -1,0 +1,1 @@
+"""Training loops, one module per model family, with progress bars and seeds."""
