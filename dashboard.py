@@ -8,7 +8,9 @@ st.set_page_config(page_title="xad — explanation audits", page_icon=":material
 PAGES = {
     "xad": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
     "Audits": [st.Page("pages/vaegan_audit.py", title="VAE-GAN audit (LIME / SHAP)",
-                       icon=":material/query_stats:")],
+                       icon=":material/query_stats:"),
+               st.Page("pages/counterfactuals.py", title="Counterfactuals",
+                       icon=":material/auto_fix_high:")],
     "Data": [st.Page("pages/dataset_browser.py", title="Dataset browser",
                      icon=":material/photo_library:")],
 }

@@ -12,7 +12,7 @@ from pages.common import datasets, figure_downloads
 from xad import audit, plots_audit, resolve
 from xad.data import catalog
 from xad.data.mvtec import MVTecDataset
-from xad.data.transforms import DataError
+from xad.data.transforms import DataError, decode_image_bytes
 from xad.weights import WeightsError, list_models
 
 
@@ -146,3 +146,30 @@ def sample_panel(ds: MVTecDataset, model, run: audit.AuditRun, sample_id: str,  
                                        f"predicted {r['predicted']}")
     st.plotly_chart(fig, key="audit_row")
     figure_downloads(fig, sample_id.replace("/", "_"), key="audit-row")
+
+
+def upload_panel(model, params: audit.AuditParams, tau: float) -> None:  # noqa: ANN001
+    """Score and explain an image of the user's (S1 and S3; no ground truth, so no IoU)."""
+    up = st.file_uploader("An image (PNG, JPEG, TIFF, …; grayscale, RGBA and 16-bit are converted)",
+                          key="audit_upload")
+    if up is None:
+        return
+    try:
+        image = decode_image_bytes(up.getvalue(), up.name)
+    except DataError as exc:
+        st.error(str(exc))
+        return
+    if not st.button("Score and explain this image", key="audit_upload_go", type="primary"):
+        st.image(image, caption=f"{up.name}: {image.shape[1]}x{image.shape[0]} px", width=256)
+        return
+    bar = st.progress(0.0, text="Explaining …")
+    out = audit.explain_image(model, image, params, tau, up.name,
+                              progress=lambda s, f: bar.progress(min(1.0, f), text=f"{s}: {100 * f:.0f} %"))
+    bar.empty()
+    st.markdown(f"**alpha = {out['score']:.3f}** against tau* = {tau:.3f}: the detector calls it "
+                f"**{out['verdict']}**. No ground-truth mask, so no IoU; S2 needs one and is skipped.")
+    fig = plots_audit.sample_row(out["sample"].image, out["reconstruction"], out["anomaly_map"],
+                                 {s: r["map"] for s, r in out["results"].items()}, None,
+                                 title=f"{up.name} · alpha {out['score']:.3f} · {out['verdict']}")
+    st.plotly_chart(fig, key="audit_upload_row")
+    figure_downloads(fig, f"upload_{up.name.rsplit('.', 1)[0]}", key="audit-upload")

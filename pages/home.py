@@ -14,9 +14,12 @@ st.markdown(
     "reason**? The **VAE-GAN audit** reproduces Rashid et al.: a VAE-GAN detector, its anomaly "
     "maps and threshold tau*, LIME and SHAP explanations in the paper's three setups, and the "
     "optimal-threshold IoU of each explanation with the true defect (the paper's Fig. 2; click a "
-    "point to see the sample). The **dataset browser** shows the data with its defect masks. "
-    "Counterfactual explanations (Liznerski et al.) and latent-diffusion detection (Wang & "
-    "Tavakkoli) are the next audits on the roadmap."
+    "point to see the sample). The **counterfactual explorer** (Liznerski et al.) shows what would "
+    "have to change for a detector to call an anomaly normal: slide the target score alpha and the "
+    "concept k (it opens any trained generator folder; the shipped generators are still being "
+    "trained, while the shipped detectors and FID extractors are ready). The **dataset browser** "
+    "shows the data with its defect masks. Latent-diffusion detection (Wang & Tavakkoli) has its "
+    "models and commands in xad; its page is next on the roadmap."
 )
 
 st.header("Datasets")

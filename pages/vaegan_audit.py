@@ -3,7 +3,7 @@ score for S1/S2/S3; a click on a point opens that sample as a Fig. 3 row."""
 
 import streamlit as st
 
-from pages.audit_widgets import controls, live_panel, sample_panel
+from pages.audit_widgets import controls, live_panel, sample_panel, upload_panel
 from pages.common import figure_downloads, table_download
 from xad import audit, plots_audit
 from xad.data.transforms import DataError
@@ -21,6 +21,8 @@ except (DataError, FileNotFoundError) as exc:
     st.stop()
 
 det = audit.evaluate_scoring(sc)
+with st.sidebar.expander("Score and explain your own image"):
+    upload_panel(model, params, sc.tau)
 fit_on = ("the test labels, as the paper does" if params.calibration == "test"
           else "a held-out calibration half; the counts are on the other half")
 left, right = st.columns([2, 3])

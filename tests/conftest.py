@@ -72,3 +72,20 @@ def tiny_vaegan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("weights") / "vaegan" / "tiny"
     return save_model(VAEGAN(PRESETS["tiny"]), folder, family="vaegan", preset="tiny",
                       card="# tiny test model", meta={"category": "brick"})
+
+
+@pytest.fixture(scope="session")
+def tiny_cf_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny detector (HSC, 5 steps) and a tiny counterfactual generator (3 steps) trained on
+    coloured MNIST through the commands, with a tiny FID extractor beside them."""
+    from xad.cli import main
+
+    root = tmp_path_factory.mktemp("cf-weights")
+    assert main(["train", "detector", "--setup", "cmnist:one+red", "--kind", "hsc", "--preset", "tiny",
+                 "--steps", "5", "--batch-size", "16", "--out", str(root / "detector" / "tiny")]) == 0
+    assert main(["train", "features", "--dataset", "cmnist", "--steps", "3",
+                 "--out", str(root / "features" / "cmnist-tiny")]) == 0
+    assert main(["train", "cegan", "--setup", "cmnist:one+red", "--detector", str(root / "detector" / "tiny"),
+                 "--preset", "tiny", "--steps", "3", "--batch-size", "8",
+                 "--out", str(root / "cegan" / "tiny")]) == 0
+    return root / "cegan" / "tiny"

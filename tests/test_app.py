@@ -82,6 +82,7 @@ def test_vaegan_audit_page_runs_an_audit(tiny_industrial: Path, tiny_vaegan: Pat
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
     at.selectbox(key="audit_sample").set_value("brick/test/hole/000").run()
+    at.slider(key="live_k").set_value(30)
     at.select_slider(key="live_n").set_value(100)
     at.button(key="FormSubmitter:audit_live-Re-run this sample live").click().run()
     assert not at.exception and any("live: k = 30, n = 100" in str(c.proto) for c in at.get("plotly_chart"))
@@ -131,3 +132,60 @@ def test_selected_point_maps_to_its_sample() -> None:
     assert selected_id(event) == "hexnut/test/cut/004"
     assert selected_id({"points": [{"customdata": ["brick/test/hole/001"]}]}) == "brick/test/hole/001"
     assert selected_id({"points": []}) is None and selected_id(None) is None
+
+
+def _png(array) -> bytes:  # noqa: ANN001
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_vaegan_audit_page_scores_an_upload_and_refuses_a_non_image(
+        tiny_industrial: Path, tiny_vaegan: Path) -> None:
+    import numpy as np
+
+    at = AppTest.from_file(str(ROOT / "pages/vaegan_audit.py"), default_timeout=TIMEOUT)
+    at.session_state["extra_data_roots"] = [str(tiny_industrial)]
+    at.run()
+    at.selectbox(key="audit_dataset").select_index(len(at.selectbox(key="audit_dataset").options) - 1).run()
+    at.selectbox(key="audit_weights").set_value("Your weights folder …").run()
+    at.text_input(key="audit_weights_path").input(str(tiny_vaegan)).run()
+    at.select_slider(key="audit_n").set_value(200).run()
+    at.file_uploader(key="audit_upload").set_value(("notes.png", b"this is not an image", "image/png")).run()
+    assert not at.exception and any("notes.png: not a readable image" in e.value for e in at.error)
+    gray16 = (np.random.default_rng(0).integers(0, 65535, (50, 70))).astype(np.uint16)  # 16-bit, odd size
+    at.file_uploader(key="audit_upload").set_value(("part.png", _png(gray16), "image/png")).run()
+    at.button(key="audit_upload_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("alpha = " in m.value and "S2 needs one" in m.value for m in at.markdown)
+
+
+def test_counterfactual_page_moves_sliders_and_takes_uploads(tiny_cf_bundle: Path) -> None:
+    import numpy as np
+
+    at = AppTest.from_file(str(ROOT / "pages/counterfactuals.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="cf_generator").set_value("Your weights folder …").run()
+    at.text_input(key="cf_folder").input(str(tiny_cf_bundle.parent)).run()
+    assert any("Cannot use this generator" in e.value for e in at.error)  # not a cegan folder
+    at.text_input(key="cf_folder").input(str(tiny_cf_bundle)).run()
+    assert not at.exception and not at.error
+    assert any("K = 2 concepts" in m.value for m in at.markdown)
+    charts = lambda: [str(c.proto) for c in at.get("plotly_chart")]  # noqa: E731
+    assert any("alpha = 0.00" in c for c in charts())
+    at.slider(key="cf_alpha").set_value(0.6).run()
+    at.slider(key="cf_k").set_value(2).run()
+    assert not at.exception and any("k = 2, alpha = 0.60" in c for c in charts())
+    at.button(key="cf_pick_3").click().run()
+    assert at.session_state["cf_index"] == 3 and any("test anomaly 4" in c for c in charts())
+    assert at.dataframe[0].value["metric"].str.contains("AuROC normal vs CE").any()
+    at.radio(key="cf_source").set_value("Your own image").run()
+    at.file_uploader(key="cf_upload").set_value(("x.txt", b"\x00\x01garbage", "text/plain")).run()
+    assert any("x.txt: not a readable image" in e.value for e in at.error)
+    rgba = np.random.default_rng(1).integers(0, 255, (100, 80, 4), np.uint8)
+    at.file_uploader(key="cf_upload").set_value(("mine.png", _png(rgba), "image/png")).run()
+    assert not at.exception and any("mine.png: every concept" in c for c in charts())

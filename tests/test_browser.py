@@ -162,7 +162,7 @@ def test_vaegan_audit_click_on_the_scatter(page, server: str) -> None:  # noqa: 
     point = fig2.locator(".scatterlayer").first.locator(".trace").nth(trace).locator("path.point").first
     point.click(force=True)
     settle(page)
-    row_title = page.locator(".js-plotly-plot").nth(2).locator(".gtitle").inner_text()
+    row_title = page.locator(".js-plotly-plot").nth(2).locator(".gtitle").text_content()
     assert sample_id in row_title
     no_exception(page)
     shot(page, "vaegan_audit")
@@ -172,3 +172,36 @@ def test_vaegan_audit_click_on_the_scatter(page, server: str) -> None:  # noqa: 
     settle(page)
     no_exception(page)
     shot(page, "vaegan_audit_live")
+
+
+def _slide(pg, label: str, presses: int) -> None:  # noqa: ANN001
+    thumb = pg.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider")
+    thumb.focus()
+    for _ in range(presses):
+        thumb.press("ArrowRight")
+    settle(pg)
+
+
+def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # noqa: ANN001
+    from xad.counterfactual import generators
+
+    if not generators():
+        pytest.skip("no counterfactual generator shipped")
+    page.goto(f"{server}/counterfactuals")
+    settle(page)
+    page.get_by_text("Slide the target score and the concept").wait_for()
+    no_exception(page)
+    single = page.locator(".js-plotly-plot").first
+    assert "alpha = 0.00" in single.locator(".gtitle").text_content()
+    before = single.screenshot()
+    _slide(page, "Target anomaly score alpha", 14)  # 0.70
+    title = page.locator(".js-plotly-plot").first.locator(".gtitle").text_content()
+    assert "alpha = 0.70" in title, title
+    assert page.locator(".js-plotly-plot").first.screenshot() != before
+    _slide(page, "Concept k", 1)
+    assert "k = 2" in page.locator(".js-plotly-plot").first.locator(".gtitle").text_content()
+    page.get_by_role("button", name="Explain").nth(5).click()
+    settle(page)
+    assert "test anomaly 6" in page.locator(".js-plotly-plot").nth(1).locator(".gtitle").text_content()
+    no_exception(page)
+    shot(page, "counterfactuals")

@@ -64,3 +64,16 @@ def test_shipped_audit_matches_a_fresh_scoring(record) -> None:  # noqa: ANN001
     assert audit.audit_key(ds, record.path, params) == run.info["key"]  # the page finds it
     sc = audit.score(model, ds, params)
     np.testing.assert_allclose(sc.scores, run.results["score"], atol=2e-3)
+
+
+DETECTORS = [m for m in list_models([WEIGHTS_DIR])[0] if m.cls == "Detector"]
+
+
+@pytest.mark.parametrize("record", DETECTORS, ids=lambda r: r.name)
+def test_shipped_detector_reaches_its_card(record) -> None:  # noqa: ANN001
+    from xad.data import semantic
+    from xad.train.detector import evaluate
+
+    model, _ = load_model(record.path)
+    got = evaluate(model, semantic.load_setup(record.meta["setup"]))
+    assert got["test_auroc"] == pytest.approx(record.metrics["test_auroc"], abs=0.005)

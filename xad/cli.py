@@ -128,6 +128,96 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_detector(args: argparse.Namespace) -> int:
+    from xad.train.detector import DetectorSettings, run
+
+    settings = DetectorSettings(kind=args.kind, steps=args.steps, batch_size=args.batch_size,
+                                seed=args.seed)
+    print(run(args.setup, args.out, settings, args.data, args.preset,
+              command="python -m xad " + shlex.join(args.argv)))
+    return 0
+
+
+def _train_features(args: argparse.Namespace) -> int:
+    from xad.train.features import run
+
+    print(run(args.dataset, args.out, args.steps, args.seed, args.data,
+              command="python -m xad " + shlex.join(args.argv)))
+    return 0
+
+
+def _train_cegan(args: argparse.Namespace) -> int:
+    from xad.train.cegan import CEGANSettings, run
+
+    settings = CEGANSettings(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                             max_minutes=args.minutes)
+    overrides = {k: v for k, v in (("lambda_rec", args.lambda_rec), ("lambda_phi", args.lambda_phi),
+                                   ("lambda_r", args.lambda_r), ("lambda_gan", args.lambda_gan),
+                                   ("alpha_sampling", args.alpha_sampling)) if v is not None}
+    print(run(args.setup, args.detector, args.out, settings, args.concepts, args.preset, args.data,
+              command="python -m xad " + shlex.join(args.argv), overrides=overrides))
+    return 0
+
+
+def _evaluate_cegan(args: argparse.Namespace) -> int:
+    from xad.counterfactual import evaluate, evaluate_folder, load_bundle
+
+    if args.out is None:
+        folder = evaluate_folder(args.weights, args.data)
+        print(json.dumps(json.loads((folder / "config.json").read_text())["metrics"], indent=2))
+        return 0
+    metrics = evaluate(load_bundle(args.weights), args.data, args.limit)
+    args.out.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(args.out)
+    return 0
+
+
+def _counterfactual(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from xad.counterfactual import explain, find_generator, load_bundle
+    from xad.data.transforms import read_image
+
+    b = load_bundle(find_generator(args.setup))
+    if not 1 <= args.concept <= b.concepts:
+        raise DataError(f"--concept must be in 1..{b.concepts}")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise DataError("--alpha must be in [0, 1]")
+    e = explain(b, read_image(args.image), args.alpha)
+    k = args.concept - 1
+    Image.fromarray(np.rint(e.counterfactuals[k] * 255).astype(np.uint8)).save(args.out)
+    print(json.dumps({"out": str(args.out), "score": round(e.score, 4), "alpha": args.alpha,
+                      "concept": args.concept, "counterfactual_score": round(float(e.ce_scores[k]), 4)}))
+    return 0
+
+
+def _train_ldm(args: argparse.Namespace) -> int:
+    from xad.train.ldm import LDMSettings, run
+
+    settings = LDMSettings(vq_steps=args.vq_steps, unet_steps=args.unet_steps, clf_steps=args.clf_steps,
+                           batch_size=args.batch_size, clf_pool=args.clf_pool, seed=args.seed)
+    print(run(args.setting, args.out, settings, args.preset, args.data,
+              command="python -m xad " + shlex.join(args.argv)))
+    return 0
+
+
+def _evaluate_ldm(args: argparse.Namespace) -> int:
+    from xad import ldm
+    from xad.train.ldm import load_setting
+
+    if args.out is None:
+        folder = ldm.evaluate_folder(args.weights, args.data, args.limit)
+        print(json.dumps(json.loads((folder / "config.json").read_text())["metrics"], indent=2))
+        return 0
+    model, record = ldm.load(args.weights)
+    data = load_setting(record.meta["setting"], args.data)
+    result = ldm.evaluate(model, data, args.t, args.sampler, args.ddim_steps, args.limit, args.seed)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(args.out)
+    return 0
+
+
 def _evaluate_vaegan(args: argparse.Namespace) -> int:
     from xad.train.vaegan_run import evaluate_folder
 
@@ -200,12 +290,84 @@ def build_parser() -> argparse.ArgumentParser:
     vg.add_argument("--augment", choices=["object", "texture", "none"], default="object")
     vg.add_argument("--minutes", type=float, default=0.0, help="stop after this wall time")
     vg.set_defaults(func=_train_vaegan)
+    dt = tr.add_parser("detector", help="a bounded semantic detector (BCE-OE, HSC-OE, DSVDD)")
+    dt.add_argument("--setup", required=True, help="mnist:<digit>, cmnist:one+red or cifar10:<class>")
+    dt.add_argument("--kind", choices=["bce", "hsc", "dsvdd"], default="bce")
+    dt.add_argument("--data", default=None, help="MNIST npz/IDX folder or CIFAR-10 folder (default: embedded MNIST)")
+    dt.add_argument("--out", type=Path, required=True)
+    dt.add_argument("--preset", choices=["cpu", "tiny"], default="cpu")
+    dt.add_argument("--steps", type=int, default=600)
+    dt.add_argument("--batch-size", type=int, default=128)
+    dt.add_argument("--seed", type=int, default=0)
+    dt.set_defaults(func=_train_detector)
+    ft = tr.add_parser("features", help="the FID feature extractor of a digit dataset")
+    ft.add_argument("--dataset", choices=["mnist", "cmnist"], required=True)
+    ft.add_argument("--data", default=None)
+    ft.add_argument("--out", type=Path, required=True)
+    ft.add_argument("--steps", type=int, default=800)
+    ft.add_argument("--seed", type=int, default=0)
+    ft.set_defaults(func=_train_features)
+    cg = tr.add_parser("cegan", help="the counterfactual generator against a trained detector")
+    cg.add_argument("--setup", required=True)
+    cg.add_argument("--detector", type=Path, required=True, help="a detector weights folder")
+    cg.add_argument("--data", default=None)
+    cg.add_argument("--out", type=Path, required=True)
+    cg.add_argument("--concepts", type=int, default=2, help="K")
+    cg.add_argument("--preset", choices=["cpu", "tiny"], default="cpu")
+    cg.add_argument("--steps", type=int, default=3000)
+    cg.add_argument("--batch-size", type=int, default=64)
+    cg.add_argument("--seed", type=int, default=0)
+    cg.add_argument("--minutes", type=float, default=0.0, help="stop after this wall time")
+    for name in ("lambda-rec", "lambda-phi", "lambda-r", "lambda-gan"):
+        cg.add_argument(f"--{name}", type=float, default=None)
+    cg.add_argument("--alpha-sampling", choices=["uniform", "extremes"], default=None)
+    cg.set_defaults(func=_train_cegan)
+    ld = tr.add_parser("ldm", help="latent diffusion + same-class classifier (Wang & Tavakkoli)")
+    ld.add_argument("--setting", required=True,
+                    help="mnist:<anomalous digit> (the other nine are normal) or cifar10:<normal classes>")
+    ld.add_argument("--data", default=None, help="MNIST npz/IDX folder or CIFAR-10 folder (default: embedded MNIST)")
+    ld.add_argument("--out", type=Path, required=True)
+    ld.add_argument("--preset", choices=["cpu", "paper", "tiny"], default="cpu")
+    ld.add_argument("--vq-steps", type=int, default=2000)
+    ld.add_argument("--unet-steps", type=int, default=4000)
+    ld.add_argument("--clf-steps", type=int, default=1500)
+    ld.add_argument("--clf-pool", type=int, default=3000)
+    ld.add_argument("--batch-size", type=int, default=128)
+    ld.add_argument("--seed", type=int, default=0)
+    ld.set_defaults(func=_train_ldm)
     ev = sub.add_parser("evaluate", help="measure a model on its test split").add_subparsers(
         dest="family", required=True)
     evg = ev.add_parser("vaegan", help="AUROC, tau*, accuracy; rewrites the card's metrics")
     evg.add_argument("--weights", type=Path, required=True)
     evg.add_argument("--data", default="embedded")
     evg.set_defaults(func=_evaluate_vaegan)
+    evc = ev.add_parser("cegan", help="AuROC normal vs CE, FID_N, concept accuracy, MSE/SSIM")
+    evc.add_argument("--weights", type=Path, required=True, help="a cegan weights folder")
+    evc.add_argument("--data", default=None)
+    evc.add_argument("--limit", type=int, default=2000, help="test images per class (with --out)")
+    evc.add_argument("--out", type=Path, default=None,
+                     help="write the metrics JSON here (default: rewrite the folder's card)")
+    evc.set_defaults(func=_evaluate_cegan)
+    evl = ev.add_parser("ldm", help="AUROC of the method and the baselines; AUROC vs t")
+    evl.add_argument("--weights", type=Path, required=True, help="an ldm weights folder")
+    evl.add_argument("--data", default=None)
+    evl.add_argument("--limit", type=int, default=1000, help="test images per class")
+    evl.add_argument("--t", type=int, default=None, help="timestep (default: the model's, 200)")
+    evl.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    evl.add_argument("--ddim-steps", type=int, default=50)
+    evl.add_argument("--seed", type=int, default=0)
+    evl.add_argument("--out", type=Path, default=None,
+                     help="write one evaluation's JSON here (default: full evaluation into the card)")
+    evl.set_defaults(func=_evaluate_ldm)
+    cf = sub.add_parser("counterfactual", help="one image's counterfactual for alpha and concept k")
+    cf.add_argument("--setup", required=True,
+                    help="a shipped generator (name from `python -m xad list`, e.g. "
+                         "cegan/cmnist-one-red-bce) or a cegan weights folder")
+    cf.add_argument("--image", type=Path, required=True)
+    cf.add_argument("--alpha", type=float, default=0.0)
+    cf.add_argument("--concept", type=int, default=1, help="k in 1..K")
+    cf.add_argument("--out", type=Path, required=True)
+    cf.set_defaults(func=_counterfactual)
     return p
 
 

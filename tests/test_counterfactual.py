@@ -1,0 +1,136 @@
+"""Detectors, the counterfactual GAN and its metrics: bounded scores, the objective, hand-checkable
+metrics, the commands and the bundle the page uses."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from xad import counterfactual as cf
+from xad.cli import main
+from xad.metrics import counterfactual as cm
+from xad.models.cegan import CEGAN
+from xad.models.cegan import PRESETS as GP
+from xad.models.detectors import PRESETS as DP
+from xad.models.detectors import Detector, DetectorConfig, dsvdd_scale_for
+from xad.train.cegan import CEGANSettings, losses, sample_alpha
+from xad.train.cegan import train as train_cegan
+
+
+@pytest.mark.parametrize("kind", ["bce", "hsc", "dsvdd"])
+def test_detector_scores_are_bounded_and_the_loss_is_finite(kind: str) -> None:
+    torch.manual_seed(0)
+    det = Detector(DetectorConfig(kind=kind, channels=(4, 8), feature_dim=8)).eval()
+    x = torch.rand(6, 3, 32, 32)
+    s = det(x)
+    assert s.shape == (6,) and (s >= 0).all() and (s <= 1).all()
+    loss = det.train().loss(x, torch.tensor([0, 0, 0, 1, 1, 1], dtype=torch.bool))
+    assert torch.isfinite(loss)
+    if kind == "dsvdd":
+        assert all(m.bias is None for m in det.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+
+
+def test_hsc_and_dsvdd_bounding_by_hand() -> None:
+    det = Detector(DetectorConfig(kind="hsc", channels=(4,), feature_dim=2)).eval()
+    det.features = lambda x: torch.tensor([[0.0, 0.0], [3.0, 4.0]])  # ||f|| = 0 and 5
+    d = torch.sqrt(torch.tensor([0.0, 25.0]) + 1) - 1
+    torch.testing.assert_close(det(torch.zeros(2, 3, 32, 32)), 1 - torch.exp(-d))
+    assert dsvdd_scale_for(1.0) == pytest.approx(1 / -np.log(0.9))  # the median normal scores 0.1
+
+
+def test_generator_starts_near_the_identity_and_takes_alpha_and_k() -> None:
+    torch.manual_seed(0)
+    g = CEGAN(GP["tiny"]).eval()
+    x = torch.rand(4, 3, 32, 32)
+    y = g(x, torch.tensor([0.0, 1.0, 0.5, 0.0]), torch.tensor([0, 1, 0, 1]))
+    assert y.shape == x.shape and (y >= 0).all() and (y <= 1).all()
+    assert (y - x).abs().mean() < 0.05  # m is about sigmoid(-3) at init
+    assert g.concept_logits(x, y).shape == (4, 2)
+
+
+def test_alpha_sampling() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = sample_alpha(4000, "extremes", g)
+    assert ((a == 0) | (a == 1)).float().mean() == pytest.approx(0.5, abs=0.05)
+    u = sample_alpha(4000, "uniform", g)
+    assert 0 <= u.min() and u.max() <= 1 and ((u == 0) | (u == 1)).sum() == 0
+
+
+def test_objective_has_every_term_and_training_is_seeded() -> None:
+    phi = Detector(DP["tiny"]).eval()
+    normal = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), np.uint8)
+    torch.manual_seed(0)
+    model = CEGAN(GP["tiny"])
+    d, total, logs = losses(model, phi, torch.rand(8, 3, 32, 32), torch.rand(8, 3, 32, 32),
+                            torch.Generator().manual_seed(0))
+    assert set(logs) == {"d", "g", "phi", "rec", "cyc", "con"} and torch.isfinite(total)
+    states = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        m = CEGAN(GP["tiny"])
+        train_cegan(m, phi, normal, None, CEGANSettings(steps=2, batch_size=4, seed=3), progress=False)
+        states.append(m.state_dict())
+    for k in states[0]:
+        torch.testing.assert_close(states[0][k], states[1][k])
+
+
+def test_auroc_and_concept_accuracy_by_hand() -> None:
+    assert cm.auroc_normal_vs_ce(np.array([0.1, 0.2]), np.array([0.3, 0.4])) == 1.0
+    assert cm.auroc_normal_vs_ce(np.array([0.1, 0.3]), np.array([0.1, 0.3])) == 0.5
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]])
+    assert cm.concept_accuracy(logits, np.array([0, 1, 1, 1])) == 0.75
+
+
+def test_fid_by_hand() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 2))
+    assert cm.fid(a, a) == pytest.approx(0, abs=1e-6)
+    # shifted by (3, 4): FID = |mu_a - mu_b|^2 = 25 (same covariance)
+    assert cm.fid(a, a + [3.0, 4.0]) == pytest.approx(25, abs=1e-6)
+    # N(0, I) vs N(0, 4I) in 2-D: tr(I + 4I - 2 * 2I) = 2
+    b = rng.normal(size=(200000, 2))
+    assert cm.fid(b, 2 * b) == pytest.approx(2, abs=0.02)
+    # CEs 3 away from normal, anomalies 6 away: 9 / 36 = 25 %
+    assert cm.fid_normalised(a + [3.0, 0.0], a, a + [6.0, 0.0]) == pytest.approx(25.0, abs=1e-6)
+
+
+def test_minimality_by_hand() -> None:
+    x = np.zeros((2, 8, 8, 3))
+    y = x.copy()
+    y[1] = 0.5
+    np.testing.assert_allclose(cm.mse(x, y), [0.0, 0.25])
+    assert cm.ssim(x[:1] + 0.2, y[:1] + 0.2)[0] == pytest.approx(1.0)
+
+
+def test_commands_write_cards_and_the_bundle_explains(tiny_cf_bundle: Path, tmp_path: Path) -> None:
+    cfg = json.loads((tiny_cf_bundle / "config.json").read_text())
+    assert cfg["class"] == "CEGAN" and cfg["setup"] == "cmnist:one+red" and cfg["detector_kind"] == "hsc"
+    m = cfg["metrics"]
+    assert 0 <= m["auroc_normal_vs_ce"] <= 1 and 0 <= m["concept_accuracy"] <= 1
+    card = (tiny_cf_bundle / "card.md").read_text()
+    assert "AuROC normal vs CE" in card and "lambda_rec" in card
+    b = cf.load_bundle(tiny_cf_bundle)
+    images, labels = cf.test_anomalies(b, 4)
+    e = cf.explain(b, images[0], alpha=0.0)
+    assert e.counterfactuals.shape == (2, 32, 32, 3) and e.ce_scores.shape == (2,)
+    assert e.changes.shape == (2, 32, 32) and (e.changes >= 0).all()
+    alphas, seq, reached = cf.alpha_sequence(b, images[0], 1)
+    assert alphas[0] == 1 and alphas[-1] == 0 and len(seq) == len(reached) == 6
+    np.testing.assert_array_equal(cf.generate(b, images, 0.3, 1), cf.generate(b, images, 0.3, 1))
+    with pytest.raises(ValueError):
+        cf.generate(b, images, 0.0, 2)
+    # the one-image command
+    png = tmp_path / "x.png"
+    Image.fromarray(images[0]).save(png)
+    assert main(["counterfactual", "--setup", str(tiny_cf_bundle), "--image", str(png), "--alpha", "0",
+                 "--concept", "2", "--out", str(tmp_path / "ce.png")]) == 0
+    assert np.asarray(Image.open(tmp_path / "ce.png")).shape == (32, 32, 3)
+    assert main(["counterfactual", "--setup", str(tiny_cf_bundle), "--image", str(png),
+                 "--concept", "3", "--out", str(tmp_path / "ce.png")]) == 2
+    assert main(["counterfactual", "--setup", "nowhere", "--image", str(png), "--out", str(png)]) == 2
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "cegan", "--weights", str(tiny_cf_bundle), "--limit", "50", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["n_anomalies"] == 50

@@ -1,0 +1,149 @@
+"""``python -m xad train cegan``: the counterfactual generator of Liznerski et al. against a trained,
+frozen detector phi, with the full objective of their eq. (1):
+
+    lambda_gan (L_D + L_G) + lambda_phi L_phi + lambda_rec (L_rec + L_cyc) + lambda_r L_con
+
+- L_D, L_G: hinge losses, D with spectral normalisation; D's real images are normal training images;
+- L_phi: the continuous BCE between the target alpha and phi(G(x, alpha, k)) (the paper writes it
+  with a minus sign in front of the log-likelihood; we minimise the cross entropy);
+- L_rec = |x - G(x, phi(x), k)|_1, L_cyc = |x - G(G(x, alpha, k), phi(x), k)|_1 (means over pixels);
+- L_con = CE(k, R(x, x_bar)) + CE(k, R(x_bar, x_bar)), minimised by G and R together;
+- pseudo-anomalies: a share of each batch is replaced by G(x, alpha in [0.8, 1], k') (no gradient)
+  with its own phi, so G also learns to turn (pseudo-)anomalies back into normal images;
+- for detectors trained with outlier exposure, a quarter of the inputs are OE images (the data phi
+  was trained on), which are anomalies G must learn to normalise too.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from xad import portable
+from xad.data import semantic
+from xad.models.cegan import PRESETS, CEGAN
+from xad.train.detector import to_tensor
+from xad.weights import load_model, save_model
+
+
+@dataclass(frozen=True)
+class CEGANSettings:
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 2e-4
+    seed: int = 0
+    oe_fraction: float = 0.25  # only when the detector was trained with OE
+    max_minutes: float = 0.0
+    bf16: bool = True  # autocast on CPU (AMX); the losses are computed in fp32
+
+
+def sample_alpha(n: int, how: str, g: torch.Generator) -> torch.Tensor:
+    """Target scores: "uniform" in [0, 1]; "extremes": half exactly 0 or 1, half uniform."""
+    a = torch.rand(n, generator=g)
+    if how == "extremes":
+        pick = torch.rand(n, generator=g) < 0.5
+        a = torch.where(pick, (torch.rand(n, generator=g) < 0.5).float(), a)
+    return a
+
+
+def _bce(score: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    s = score.clamp(1e-6, 1 - 1e-6)
+    return -(alpha * torch.log(s) + (1 - alpha) * torch.log(1 - s)).mean()
+
+
+def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Tensor,
+           g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """One step's (D loss, G+R loss, logs) for inputs x and real (normal) images x_real."""
+    c = model.config
+    n = len(x)
+    with torch.no_grad():
+        phi_x = phi(x)
+        n_pa = int(round(n * c.pseudo_anomaly_fraction))
+        if n_pa:
+            hi = 0.8 + 0.2 * torch.rand(n_pa, generator=g)
+            k_pa = torch.randint(0, c.concepts, (n_pa,), generator=g)
+            x = torch.cat([model(x[:n_pa], hi, k_pa), x[n_pa:]])
+            phi_x = torch.cat([phi(x[:n_pa]), phi_x[n_pa:]])
+    alpha = sample_alpha(n, c.alpha_sampling, g)
+    k = torch.randint(0, c.concepts, (n,), generator=g)
+    x_bar = model(x, alpha, k)
+    d_loss = F.relu(1 - model.discriminate(x_real).float()).mean() + \
+        F.relu(1 + model.discriminate(x_bar.detach()).float()).mean()
+    l_g = -model.discriminate(x_bar).float().mean()
+    l_phi = _bce(phi(x_bar).float(), alpha)
+    l_rec = (x - model(x, phi_x, k).float()).abs().mean()
+    l_cyc = (x - model(x_bar, phi_x, k).float()).abs().mean()
+    l_con = F.cross_entropy(model.concept_logits(x, x_bar).float(), k) + \
+        F.cross_entropy(model.concept_logits(x_bar, x_bar).float(), k)
+    total = c.lambda_gan * l_g + c.lambda_phi * l_phi + c.lambda_rec * (l_rec + l_cyc) + c.lambda_r * l_con
+    logs = {"d": d_loss.item(), "g": l_g.item(), "phi": l_phi.item(), "rec": l_rec.item(),
+            "cyc": l_cyc.item(), "con": l_con.item()}
+    return c.lambda_gan * d_loss, total, logs
+
+
+def train(model: CEGAN, phi: torch.nn.Module, normal: np.ndarray, oe: np.ndarray | None,
+          s: CEGANSettings, progress: bool = True) -> dict:
+    """Train G, D, R in place against the frozen detector ``phi``."""
+    g = torch.Generator().manual_seed(s.seed)
+    phi.eval().requires_grad_(False)
+    x_norm = to_tensor(normal)
+    x_oe = to_tensor(oe) if oe is not None and len(oe) else None
+    g_params = [*model.generator.parameters(), *model.concept_classifier.parameters()]
+    opt_g = torch.optim.Adam(g_params, lr=s.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=s.lr, betas=(0.5, 0.999))
+    model.train()
+    start, logs, step = time.time(), {}, 0
+    n_oe = int(round(s.batch_size * s.oe_fraction)) if x_oe is not None else 0
+    bar = tqdm(range(s.steps), desc="train cegan", disable=not progress, mininterval=2)
+    for step in bar:
+        x = x_norm[torch.randint(0, len(x_norm), (s.batch_size - n_oe,), generator=g)]
+        if n_oe:
+            x = torch.cat([x_oe[torch.randint(0, len(x_oe), (n_oe,), generator=g)], x])
+        x_real = x_norm[torch.randint(0, len(x_norm), (s.batch_size,), generator=g)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
+            d_loss, total, logs = losses(model, phi, x, x_real, g)
+        opt_d.zero_grad(set_to_none=True)
+        opt_g.zero_grad(set_to_none=True)
+        d_loss.backward(inputs=list(model.discriminator.parameters()))
+        total.backward(inputs=g_params)
+        opt_d.step()
+        opt_g.step()
+        if step % 20 == 0:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
+        if s.max_minutes and time.time() - start > 60 * s.max_minutes:
+            break
+    model.eval()
+    return {"steps_done": step + 1, "train_seconds": round(time.time() - start, 1),
+            "final_losses": {k: round(v, 4) for k, v in logs.items()}}
+
+
+def run(setup: str, detector: Path, out: Path, settings: CEGANSettings, concepts: int = 2,
+        preset: str = "cpu", data_path: str | None = None, command: str = "",
+        overrides: dict | None = None) -> Path:
+    """Train a generator for ``setup`` against the detector folder, save it, evaluate it."""
+    from xad.counterfactual import evaluate_folder
+
+    phi, det_record = load_model(detector, expect="Detector")
+    data = semantic.load_setup(setup, data_path)
+    n_oe = max(1, min(20000, int(settings.steps * settings.batch_size * settings.oe_fraction)))
+    oe = None if phi.config.kind == "dsvdd" else semantic.outliers(data.oe_kind, n_oe, settings.seed + 1)
+    torch.manual_seed(settings.seed)
+    model = CEGAN(replace(PRESETS[preset], concepts=concepts, **(overrides or {})))
+    log = train(model, phi, data.normal_train, oe, settings)
+    meta = {"setup": setup, "setup_description": data.description, "detector": portable(detector),
+            "detector_kind": phi.config.kind, "image_size": 32, "seed": settings.seed,
+            "training_data": f"{len(data.normal_train)} normal training images of {setup}"
+                             + ("" if oe is None else f" + OE ({data.oe_kind}) as inputs"),
+            "data_path": portable(data_path) if data_path else "embedded MNIST",
+            "train_settings": asdict(settings), **log, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "command": command}
+    save_model(model, out, family="cegan", card="(evaluating …)", preset=preset, meta=meta,
+               dtype=torch.float16)
+    return evaluate_folder(out, data_path)
