@@ -9,7 +9,6 @@ concepts side by side, the alpha sequence from 1 to 0, and the paper's metrics o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from xad.metrics import counterfactual as cm
 from xad.models.cegan import CEGAN
 from xad.models.detectors import Detector
 from xad.models.features import FeatureNet
-from xad.weights import WEIGHTS_DIR, ModelRecord, WeightsError, list_models, load_model, read_record
+from xad.weights import (WEIGHTS_DIR, ModelRecord, WeightsError, list_models, load_model, read_record,
+                         write_metrics)
 
 #: Table 1 / 2 of the paper (AuROC normal vs CE, FID_N; in %), for comparison in the UI.
 PAPER = {"cmnist": {"bce": (55.6, 56), "hsc": (55.8, 95), "dsvdd": (61.5, 83)},
@@ -246,10 +246,7 @@ def evaluate_folder(folder: str | Path, data_path: str | None = None) -> Path:
     """Measure a generator folder and write the metrics into its config.json and card."""
     b = load_bundle(folder)
     metrics = evaluate(b, data_path)
-    cfg_path = Path(folder) / "config.json"
-    raw = json.loads(cfg_path.read_text())
-    raw["metrics"] = metrics
-    cfg_path.write_text(json.dumps(raw, indent=2) + "\n")
+    write_metrics(folder, metrics)
     (Path(folder) / "card.md").write_text(card(read_record(folder), b))
     return Path(folder)
 

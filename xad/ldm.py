@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from xad.models.ldm import LatentDiffusionAD
 from xad.train.detector import to_tensor
 from xad.train.ldm import MultiClassData, load_setting
-from xad.weights import ModelRecord, list_models, load_model, read_record
+from xad.weights import ModelRecord, list_models, load_model, read_record, write_metrics
 
 SWEEP_TS = tuple(range(0, 501, 50))
 SWEEP_FILE = "sweep.json"
@@ -151,10 +151,7 @@ def evaluate_folder(folder: str | Path, data_path: str | None = None, limit: int
     (Path(folder) / SWEEP_FILE).write_text(json.dumps(table.to_dict(orient="list")) + "\n")
     best = table.loc[table["auroc_method"].idxmax()]
     metrics["best_t_method"] = {"t": int(best["t"]), "auroc": float(best["auroc_method"])}
-    cfg_path = Path(folder) / "config.json"
-    raw = json.loads(cfg_path.read_text())
-    raw["metrics"] = metrics
-    cfg_path.write_text(json.dumps(raw, indent=2) + "\n")
+    write_metrics(folder, metrics)
     (Path(folder) / "card.md").write_text(card(read_record(folder), table))
     return Path(folder)
 

@@ -87,6 +87,14 @@ def save_model(model: torch.nn.Module, folder: str | Path, *, family: str, card:
     return folder
 
 
+def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> None:
+    """Replace the measured metrics in a weights folder's config.json (the tensors are untouched)."""
+    path = Path(folder) / "config.json"
+    raw = json.loads(path.read_text())
+    raw["metrics"] = metrics
+    path.write_text(json.dumps(raw, indent=2) + "\n")
+
+
 def read_record(folder: str | Path) -> ModelRecord:
     """Read ``config.json`` and ``card.md`` of a weights folder; WeightsError if unusable."""
     folder = Path(folder)

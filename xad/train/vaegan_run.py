@@ -3,7 +3,6 @@ weights folder; then the test evaluation written into config.json's metrics and 
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from xad.explain.reconstruction import reconstruct
 from xad.metrics.detection import anomaly_map, anomaly_score, auroc_by_group, evaluate
 from xad.models.vaegan import PRESETS, VAEGAN
 from xad.train.vaegan import TrainSettings, settings_dict, train
-from xad.weights import load_model, read_record, save_model
+from xad.weights import load_model, read_record, save_model, write_metrics
 
 
 def run(data: str, category: str, out: Path, preset: str, settings: TrainSettings,
@@ -54,10 +53,7 @@ def evaluate_folder(folder: Path, data: str = "embedded") -> Path:
                "tau_star": round(det.tau, 5), "confusion": det.describe(),
                "auroc_by_defect": {k: round(v, 3) for k, v in
                                    auroc_by_group(scores, labels, [r.defect for r in refs]).items()}}
-    cfg_path = Path(folder) / "config.json"
-    raw = json.loads(cfg_path.read_text())
-    raw["metrics"] = metrics
-    cfg_path.write_text(json.dumps(raw, indent=2) + "\n")
+    write_metrics(folder, metrics)
     (Path(folder) / "card.md").write_text(card(read_record(folder)))
     return Path(folder)
 
