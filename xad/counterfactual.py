@@ -18,6 +18,7 @@ import torch
 from xad import resolve
 from xad.data import semantic
 from xad.data.transforms import DataError, resize_image
+from xad.explain.reconstruction import to_tensor
 from xad.metrics import counterfactual as cm
 from xad.models.cegan import CEGAN
 from xad.models.detectors import Detector
@@ -89,13 +90,6 @@ def load_bundle(folder: str | Path) -> Bundle:
     return Bundle(gen, det, feat, rec, det_rec, feat_rec)
 
 
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 or float in [0, 1] -> (N, 3, H, W) float32."""
-    x = torch.from_numpy(np.require(images, requirements=("C", "W")))
-    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-    return x.permute(0, 3, 1, 2)
-
-
 @torch.inference_mode()
 def generate(b: Bundle, images: np.ndarray, alpha: float | np.ndarray, k: int | np.ndarray,
              batch_size: int = 512) -> np.ndarray:
@@ -105,7 +99,7 @@ def generate(b: Bundle, images: np.ndarray, alpha: float | np.ndarray, k: int | 
     kk = np.broadcast_to(np.asarray(k, np.int64), (n,))
     if kk.size and (kk.min() < 0 or kk.max() >= b.concepts):
         raise ValueError(f"concept k must be in 1..{b.concepts}")
-    out = [b.generator(_to_tensor(images[i: i + batch_size]), torch.from_numpy(a[i: i + batch_size].copy()),
+    out = [b.generator(to_tensor(images[i: i + batch_size]), torch.from_numpy(a[i: i + batch_size].copy()),
                        torch.from_numpy(kk[i: i + batch_size].copy())).permute(0, 2, 3, 1).numpy()
            for i in range(0, n, batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 32, 32, 3), np.float32)
@@ -114,14 +108,14 @@ def generate(b: Bundle, images: np.ndarray, alpha: float | np.ndarray, k: int | 
 @torch.inference_mode()
 def scores(b: Bundle, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """phi(x) for (N, 32, 32, 3) images (uint8 or float in [0, 1]) -> (N,) float64."""
-    out = [b.detector(_to_tensor(images[i: i + batch_size])).double().numpy()
+    out = [b.detector(to_tensor(images[i: i + batch_size])).double().numpy()
            for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros(0)
 
 
 @torch.inference_mode()
 def concept_logits(b: Bundle, x: np.ndarray, x_bar: np.ndarray) -> np.ndarray:
-    return b.generator.concept_logits(_to_tensor(x), _to_tensor(x_bar)).double().numpy()
+    return b.generator.concept_logits(to_tensor(x), to_tensor(x_bar)).double().numpy()
 
 
 def change_map(x: np.ndarray, x_bar: np.ndarray) -> np.ndarray:

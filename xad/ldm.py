@@ -25,7 +25,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from xad.models.ldm import LatentDiffusionAD
-from xad.train.detector import to_tensor
+from xad.explain.reconstruction import to_tensor
 from xad.train.ldm import MultiClassData, load_setting
 from xad.weights import ModelRecord, list_models, load_model, read_record, write_metrics
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from xad import portable
 from xad.data import semantic
 from xad.models.cegan import PRESETS, CEGAN
-from xad.train.detector import to_tensor
+from xad.explain.reconstruction import to_tensor
 from xad.weights import load_model, save_model
 
 

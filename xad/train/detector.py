@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from xad import portable
 from xad.data import semantic
+from xad.explain.reconstruction import to_tensor
 from xad.models.detectors import PRESETS, Detector, bounding_note, dsvdd_scale_for
 from xad.weights import save_model
 
@@ -34,11 +35,6 @@ class DetectorSettings:
     lr: float = 1e-3
     seed: int = 0
     oe_pool: int = 20000  # OE images rendered once, sampled from
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.require(images, requirements=("C", "W"))).permute(0, 3, 1, 2).float() / 255
 
 
 def _shift(x: torch.Tensor, g: torch.Generator, pixels: int = 2) -> torch.Tensor:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from xad import portable
 from xad.data import digits, semantic
 from xad.models.features import FeatureNet, FeatureNetConfig
-from xad.train.detector import to_tensor
+from xad.explain.reconstruction import to_tensor
 from xad.weights import read_record, save_model
 
 DATASETS = ("mnist", "cmnist")
@@ -45,10 +45,7 @@ def features(model: FeatureNet, images: np.ndarray, batch_size: int = 512) -> np
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
-        b = images[i: i + batch_size]
-        x = to_tensor(b) if b.dtype == np.uint8 else torch.from_numpy(
-            np.require(b, np.float32, ("C", "W"))).permute(0, 3, 1, 2)
-        out.append(model.features(x).double().numpy())
+        out.append(model.features(to_tensor(images[i: i + batch_size])).double().numpy())
     return np.concatenate(out)
 
 

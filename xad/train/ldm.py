@@ -27,7 +27,7 @@ from xad import portable
 from xad.data import digits, semantic
 from xad.data.transforms import DataError
 from xad.models.ldm import PRESETS, LatentDiffusionAD
-from xad.train.detector import to_tensor
+from xad.explain.reconstruction import to_tensor
 from xad.weights import save_model
 
 
