@@ -10,7 +10,9 @@ PAGES = {
     "Audits": [st.Page("pages/vaegan_audit.py", title="VAE-GAN audit (LIME / SHAP)",
                        icon=":material/query_stats:"),
                st.Page("pages/counterfactuals.py", title="Counterfactuals",
-                       icon=":material/auto_fix_high:")],
+                       icon=":material/auto_fix_high:"),
+               st.Page("pages/latent_diffusion.py", title="Latent diffusion (multi-class)",
+                       icon=":material/blur_on:")],
     "Data": [st.Page("pages/dataset_browser.py", title="Dataset browser",
                      icon=":material/photo_library:")],
 }

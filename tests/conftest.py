@@ -75,6 +75,19 @@ def tiny_vaegan(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_ldm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny latent-diffusion model (3 steps per stage) trained on MNIST (0 anomalous) through the
+    command, evaluated on 20 + 20 test images."""
+    from xad.cli import main
+
+    out = tmp_path_factory.mktemp("ldm-weights") / "ldm" / "tiny"
+    assert main(["train", "ldm", "--setting", "mnist:0", "--preset", "tiny", "--vq-steps", "3",
+                 "--unet-steps", "3", "--clf-steps", "3", "--clf-pool", "16", "--batch-size", "8",
+                 "--eval-limit", "20", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_cf_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny detector (HSC, 5 steps) and a tiny counterfactual generator (3 steps) trained on
     coloured MNIST through the commands, with a tiny FID extractor beside them."""

@@ -189,3 +189,32 @@ def test_counterfactual_page_moves_sliders_and_takes_uploads(tiny_cf_bundle: Pat
     rgba = np.random.default_rng(1).integers(0, 255, (100, 80, 4), np.uint8)
     at.file_uploader(key="cf_upload").set_value(("mine.png", _png(rgba), "image/png")).run()
     assert not at.exception and any("mine.png: every concept" in c for c in charts())
+
+
+def test_latent_diffusion_page_slides_t_and_computes_a_sweep(tiny_ldm: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from xad import ldm
+
+    monkeypatch.setattr(ldm, "CACHE_DIR", tmp_path)
+    at = AppTest.from_file(str(ROOT / "pages/latent_diffusion.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="ldm_model").set_value("Your weights folder …").run()
+    at.text_input(key="ldm_folder").input(str(tiny_ldm.parent)).run()
+    assert any("Cannot use this model" in e.value for e in at.error)  # not an ldm folder
+    at.text_input(key="ldm_folder").input(str(tiny_ldm)).run()
+    assert not at.exception and not at.error
+    charts = lambda: [str(c.proto) for c in at.get("plotly_chart")]  # noqa: E731
+    assert any("Reconstructions from t = 10" in c for c in charts())
+    # the shipped sweep of this folder was made on 20 + 20 images: not the page's 500 + 500
+    assert at.button(key="ldm_sweep_button") is not None and not any("AUROC vs t" in c for c in charts())
+    at.slider(key="ldm_t").set_value(20).run()
+    assert any("Reconstructions from t = 20" in c for c in charts())
+    at.radio(key="ldm_sample").set_value(5).run()
+    assert any("anomalous 6" in c for c in charts())
+    assert any(m.label.startswith("classifier P(different") for m in at.metric)
+    at.button(key="ldm_sweep_button").click().run()
+    assert not at.exception and any("AUROC vs t (DDIM" in c for c in charts())
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    assert at.dataframe[0].value["method"].str.contains("this paper").any()
+    at.radio(key="ldm_sampler").set_value("ddpm").run()
+    assert not at.exception and any("No stored sweep for DDPM" in i.value for i in at.info)

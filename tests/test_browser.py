@@ -205,3 +205,29 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
     assert "test anomaly 6" in page.locator(".js-plotly-plot").nth(1).locator(".gtitle").text_content()
     no_exception(page)
     shot(page, "counterfactuals")
+
+
+def test_latent_diffusion_timestep_slider_changes_the_reconstructions(page, server: str) -> None:  # noqa: ANN001
+    from xad.ldm import models
+
+    if not models():
+        pytest.skip("no latent-diffusion model shipped")
+    page.goto(f"{server}/latent_diffusion")
+    settle(page)
+    page.get_by_text("Slide the timestep").wait_for()
+    no_exception(page)
+    recs = page.locator(".js-plotly-plot").first
+    assert "from t = 200" in recs.locator(".gtitle").text_content()
+    before = recs.screenshot()
+    _slide(page, "Timestep t", 20)  # 200 -> 400
+    recs = page.locator(".js-plotly-plot").first
+    assert "from t = 400" in recs.locator(".gtitle").text_content()
+    assert recs.screenshot() != before
+    page.get_by_text("AUROC vs t (DDIM").wait_for()  # the shipped sweep, t marked
+    assert "t = 400" in page.locator(".js-plotly-plot").nth(2).text_content()
+    page.get_by_text("anomalous 5", exact=False).first.click()
+    settle(page)
+    assert "anomalous 5" in page.locator(".js-plotly-plot").nth(1).locator(".gtitle").text_content()
+    page.get_by_text("Reconstructions across timesteps").wait_for()
+    no_exception(page)
+    shot(page, "latent_diffusion")

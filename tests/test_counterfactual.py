@@ -134,3 +134,26 @@ def test_commands_write_cards_and_the_bundle_explains(tiny_cf_bundle: Path, tmp_
     out = tmp_path / "metrics.json"
     assert main(["evaluate", "cegan", "--weights", str(tiny_cf_bundle), "--limit", "50", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["n_anomalies"] == 50
+
+
+def test_tiles_figure_puts_each_tile_on_one_canvas() -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from xad.plots_counterfactual import INFERNO, heat_rgb, tiles_figure
+
+    red, blue = np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    fig = tiles_figure([[red, None], [blue, red]], [["a", "b"], ["c"]], "T", gap=2, head=5)
+    assert len(fig.data) == 1 and fig.layout.title.text == "T"
+    assert [n.text for n in fig.layout.annotations] == ["a", "b", "c"]
+    png = base64.b64decode(fig.data[0].source.split(",", 1)[1])
+    canvas = np.asarray(Image.open(io.BytesIO(png)))
+    assert canvas.shape == (2 * (10 + 5) + 2, 2 * (10 + 2) + 2, 3)
+    assert (canvas[5:15, 2:12] == red).all() and (canvas[20:30, 2:12] == blue).all()
+    assert (canvas[5:15, 14:24] == 255).all()  # the empty tile stays white
+    assert (canvas[20:30, 14:24] == red).all()
+    h = heat_rgb(np.array([[0.0, 1.0]]), 4)
+    assert (h[0, 0] == INFERNO[0]).all() and (h[0, -1] == INFERNO[255]).all()

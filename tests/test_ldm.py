@@ -48,3 +48,76 @@ def test_settings() -> None:
         with pytest.raises(DataError):
             load_setting(bad)
     assert np.isin(d.y_test[~d.anomalous_test], np.arange(1, 10)).all()
+
+
+def test_trained_folder_has_card_sweep_and_metrics(tiny_ldm) -> None:  # noqa: ANN001
+    from xad import ldm
+    from xad.weights import read_record
+
+    r = read_record(tiny_ldm)
+    m = r.metrics
+    assert m["ddim"]["n_normal"] == 20 and m["ddim"]["n_anomalous"] == 20
+    assert 0 <= m["ddim"]["auroc_method"] <= 1 and 0 <= m["ddpm"]["auroc_autoencoder"] <= 1
+    params = {**ldm.SHIPPED_SWEEP, "limit": 20}
+    table = ldm.load_sweep(tiny_ldm, params)
+    assert list(table["t"]) == list(ldm.sweep_ts(ldm.load(tiny_ldm)[0])) and len(table) == 11
+    assert ldm.load_sweep(tiny_ldm, ldm.SHIPPED_SWEEP) is None  # made with another limit
+    card = (tiny_ldm / "card.md").read_text()
+    assert "python -m xad train ldm" in card and "baseline" in card
+
+
+def test_sweep_is_cached_on_disk_and_keyed_by_parameters(tiny_ldm, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from xad import ldm
+
+    monkeypatch.setattr(ldm, "CACHE_DIR", tmp_path)
+    model, record = ldm.load(tiny_ldm)
+    data = load_setting(record.meta["setting"])
+    assert ldm.find_sweep(tiny_ldm, data, "ddim", 10, 8, 3) is None
+    calls = []
+    a = ldm.cached_sweep(tiny_ldm, data, "ddim", 10, 8, 3, model, progress=lambda i, n: calls.append((i, n)))
+    assert calls[-1] == (11, 11) and len(list(tmp_path.glob("*.json"))) == 1
+    b = ldm.find_sweep(tiny_ldm, data, "ddim", 10, 8, 3)
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy())
+    assert ldm.find_sweep(tiny_ldm, data, "ddim", 10, 8, 4) is None  # another seed, another key
+    again = ldm.sweep(model, data, None, "ddim", 10, 8, 3)  # same seed, same numbers
+    np.testing.assert_allclose(a.to_numpy(), again.to_numpy())
+
+
+def test_sample_view_and_figures(tiny_ldm) -> None:  # noqa: ANN001
+    from xad import ldm
+    from xad import plots_ldm as pl
+
+    model, record = ldm.load(tiny_ldm)
+    data = load_setting(record.meta["setting"])
+    v = ldm.sample_view(model, data, 10, "ddim", 10, n=2, seed=1)
+    assert v.images.shape == (4, 32, 32, 3) and v.reconstructions.shape == (4, 32, 32, 3)
+    assert list(v.anomalous) == [False, False, True, True] and (v.labels[2:] == 0).all()
+    assert v.start_t <= 10
+    w = ldm.sample_view(model, data, 10, "ddim", 10, n=2, seed=1)
+    np.testing.assert_array_equal(v.reconstructions, w.reconstructions)
+    with pytest.raises(ValueError):
+        ldm.sample_view(model, data, model.config.timesteps, "ddim")
+    grid = ldm.timestep_grid(model, v.images, None, "ddim", 10)
+    assert grid.shape == (4, 11, 32, 32, 3)
+    np.testing.assert_allclose(grid[:, 0], ldm.reconstruct(model, v.images, 0).images)  # t = 0: the autoencoder
+    assert "t = 10" in pl.reconstructions_figure(v).layout.title.text
+    fig = pl.timestep_grid_figure(v.images, v.labels, v.anomalous, grid, ldm.sweep_ts(model))
+    assert [a.text for a in fig.layout.annotations][:3] == ["normal 0".replace("0", str(v.labels[0])), "t = 0", "t = 2"]
+    table = ldm.load_sweep(tiny_ldm)
+    fig = pl.auroc_curve_figure(table, 10)
+    assert len(fig.data) == 2 and fig.layout.shapes[-1].x0 == 10
+
+
+def test_ldm_command_writes_the_page_figures(tiny_ldm, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from xad import ldm
+    from xad.cli import main
+
+    monkeypatch.setattr(ldm, "CACHE_DIR", tmp_path / "cache")
+    out = tmp_path / "out"
+    assert main(["ldm", "--weights", str(tiny_ldm), "--t", "10", "--samples", "2", "--format", "html",
+                 "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["tiny_auroc_table.csv", "tiny_auroc_vs_t_ddim.csv", "tiny_auroc_vs_t_ddim.html",
+                     "tiny_reconstructions_t10.html", "tiny_samples_t10.csv", "tiny_timestep_grid.html"]
+    assert main(["ldm", "--weights", str(tiny_ldm), "--t", "5000", "--out", str(out)]) == 2
+    assert main(["ldm", "--weights", "ldm/no-such-model", "--out", str(out)]) == 2

@@ -196,9 +196,10 @@ def _train_ldm(args: argparse.Namespace) -> int:
     from xad.train.ldm import LDMSettings, run
 
     settings = LDMSettings(vq_steps=args.vq_steps, unet_steps=args.unet_steps, clf_steps=args.clf_steps,
-                           batch_size=args.batch_size, clf_pool=args.clf_pool, seed=args.seed)
+                           batch_size=args.batch_size, vq_batch_size=min(64, args.batch_size),
+                           clf_pool=args.clf_pool, seed=args.seed)
     print(run(args.setting, args.out, settings, args.preset, args.data,
-              command="python -m xad " + shlex.join(args.argv)))
+              command="python -m xad " + shlex.join(args.argv), eval_limit=args.eval_limit))
     return 0
 
 
@@ -215,6 +216,46 @@ def _evaluate_ldm(args: argparse.Namespace) -> int:
     result = ldm.evaluate(model, data, args.t, args.sampler, args.ddim_steps, args.limit, args.seed)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(args.out)
+    return 0
+
+
+def _ldm(args: argparse.Namespace) -> int:
+    """The latent-diffusion page's figures and tables, headless."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from xad import ldm
+    from xad import plots_ldm as pl
+    from xad.export import write_figure
+    from xad.train.ldm import load_setting
+
+    folder = ldm.find(args.weights)
+    model, record = ldm.load(folder)
+    if not 0 <= args.t < model.config.timesteps:
+        raise DataError(f"--t must be in 0..{model.config.timesteps - 1}")
+    data = load_setting(record.meta["setting"], args.data)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name, fmt, written = record.path.name, args.format, []
+    v = ldm.sample_view(model, data, args.t, args.sampler, n=args.samples, seed=args.seed)
+    written.append(write_figure(pl.reconstructions_figure(v), args.out / f"{name}_reconstructions_t{args.t}.{fmt}"))
+    per_sample = pd.DataFrame({"class": v.labels, "anomalous": v.anomalous, "p_different": v.scores,
+                               "latent_error": v.latent_errors, "pixel_mse": v.errors})
+    (p := args.out / f"{name}_samples_t{args.t}.csv").write_text(per_sample.to_csv(index=False))
+    written.append(p)
+    grid = ldm.timestep_grid(model, v.images, None, args.sampler, seed=args.seed)
+    written.append(write_figure(pl.timestep_grid_figure(v.images, v.labels, v.anomalous, grid, ldm.sweep_ts(model)),
+                                args.out / f"{name}_timestep_grid.{fmt}"))
+    bar = tqdm(total=len(ldm.sweep_ts(model)), desc="AUROC vs t")
+    table = ldm.cached_sweep(folder, data, args.sampler, 50, 500, args.seed, model,
+                             progress=lambda i, n: bar.update(i - bar.n))
+    bar.close()
+    (p := args.out / f"{name}_auroc_vs_t_{args.sampler}.csv").write_text(table.to_csv(index=False))
+    written.append(p)
+    written.append(write_figure(pl.auroc_curve_figure(table, args.t), args.out / f"{name}_auroc_vs_t_{args.sampler}.{fmt}"))
+    if record.metrics:
+        (p := args.out / f"{name}_auroc_table.csv").write_text(ldm.auroc_table(record.metrics).to_csv(index=False))
+        written.append(p)
+    print("\n".join(map(str, written)))
     return 0
 
 
@@ -329,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--out", type=Path, required=True)
     ld.add_argument("--preset", choices=["cpu", "paper", "tiny"], default="cpu")
     ld.add_argument("--vq-steps", type=int, default=2000)
+    ld.add_argument("--eval-limit", type=int, default=1000,
+                    help="test images per class for the evaluation written into the card")
     ld.add_argument("--unet-steps", type=int, default=4000)
     ld.add_argument("--clf-steps", type=int, default=1500)
     ld.add_argument("--clf-pool", type=int, default=3000)
@@ -359,6 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("--out", type=Path, default=None,
                      help="write one evaluation's JSON here (default: full evaluation into the card)")
     evl.set_defaults(func=_evaluate_ldm)
+    lp = sub.add_parser("ldm", help="reconstructions from t, the Fig. 3 grid and AUROC vs t of a "
+                                    "latent-diffusion model (the page's figures and tables)")
+    lp.add_argument("--weights", required=True,
+                    help="a shipped model (name from `python -m xad list`, e.g. ldm/mnist-0-cpu) or a folder")
+    lp.add_argument("--t", type=int, default=200)
+    lp.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    lp.add_argument("--samples", type=int, default=4, help="normal and as many anomalous test images")
+    lp.add_argument("--seed", type=int, default=0)
+    lp.add_argument("--data", default=None)
+    lp.add_argument("--format", choices=["png", "svg", "pdf", "html"], default="png")
+    lp.add_argument("--out", type=Path, required=True, help="folder for the figures and CSV tables")
+    lp.set_defaults(func=_ldm)
     cf = sub.add_parser("counterfactual", help="one image's counterfactual for alpha and concept k")
     cf.add_argument("--setup", required=True,
                     help="a shipped generator (name from `python -m xad list`, e.g. "

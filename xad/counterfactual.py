@@ -23,7 +23,7 @@ from xad.metrics import counterfactual as cm
 from xad.models.cegan import CEGAN
 from xad.models.detectors import Detector
 from xad.models.features import FeatureNet
-from xad.weights import (WEIGHTS_DIR, ModelRecord, WeightsError, list_models, load_model, read_record,
+from xad.weights import (WEIGHTS_DIR, ModelRecord, WeightsError, find_model, list_models, load_model, read_record,
                          write_metrics)
 
 #: Table 1 / 2 of the paper (AuROC normal vs CE, FID_N; in %), for comparison in the UI.
@@ -59,13 +59,7 @@ def generators(roots: list[str | Path] | None = None) -> list[ModelRecord]:
 
 def find_generator(name: str | Path) -> Path:
     """A generator folder from a shipped name ("cegan/<folder>" or "<folder>") or a path."""
-    for m in generators():
-        if str(name) in (m.name, m.path.name):
-            return m.path
-    if Path(name).is_dir():
-        return Path(name)
-    known = ", ".join(m.name for m in generators()) or "none shipped"
-    raise WeightsError(f"{name}: no such generator (shipped: {known}) and not a folder")
+    return find_model(name, generators(), "generator")
 
 
 def feature_extractor_for(setup: str, roots: list[str | Path] | None = None) -> ModelRecord | None:

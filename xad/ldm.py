@@ -15,7 +15,10 @@ and seed give the same numbers.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,19 +27,36 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from xad import REPO_ROOT, __version__
 from xad.models.ldm import LatentDiffusionAD
 from xad.explain.reconstruction import to_tensor
 from xad.train.ldm import MultiClassData, load_setting
-from xad.weights import ModelRecord, list_models, load_model, read_record, write_metrics
+from xad.weights import ModelRecord, find_model, list_models, load_model, read_record, write_metrics
 
 SWEEP_TS = tuple(range(0, 501, 50))
 SWEEP_FILE = "sweep.json"
+#: The parameters of the sweep shipped beside the weights (``sweep.json``).
+SHIPPED_SWEEP = {"sampler": "ddim", "steps": 50, "limit": 500, "seed": 0}
+#: Sweeps with other parameters are cached here (``$XAD_CACHE/ldm``, default ``runs/ldm``).
+CACHE_DIR = Path(os.environ.get("XAD_CACHE", REPO_ROOT / "runs")) / "ldm"
 #: Table 1 of the paper (MNIST, AUROC % of their method per anomalous digit, as extracted).
 PAPER_MNIST = {0: 64.9, 1: 73.2, 2: 69.7, 3: 69.7, 4: 68.7, 5: 68.0, 6: 72.6, 7: 71.5, 8: 56.3}
 
 
+def sweep_ts(model: LatentDiffusionAD) -> tuple[int, ...]:
+    """The timesteps of the sweep and the Fig. 3 grid: 0, 50, ..., 500 (for models with fewer
+    than 1000 steps, 11 steps from 0 to T / 2)."""
+    T = model.config.timesteps
+    return SWEEP_TS if T > 2 * SWEEP_TS[-1] else tuple(int(v) for v in np.linspace(0, T // 2, 11))
+
+
 def models(roots: list[str | Path] | None = None) -> list[ModelRecord]:
     return [m for m in list_models(roots)[0] if m.cls == "LatentDiffusionAD"]
+
+
+def find(name: str | Path) -> Path:
+    """An ldm weights folder from a shipped name ("ldm/<folder>" or "<folder>") or a path."""
+    return find_model(name, models(), "latent-diffusion model")
 
 
 def load(folder: str | Path) -> tuple[LatentDiffusionAD, ModelRecord]:
@@ -107,11 +127,12 @@ def evaluate(model: LatentDiffusionAD, data: MultiClassData, t: int | None = Non
             "auroc_autoencoder": _auroc(y, autoencoder_errors(model, x))}
 
 
-def sweep(model: LatentDiffusionAD, data: MultiClassData, ts: tuple[int, ...] = SWEEP_TS,
+def sweep(model: LatentDiffusionAD, data: MultiClassData, ts: tuple[int, ...] | None = None,
           sampler: str = "ddim", steps: int = 50, limit: int = 500, seed: int = 0,
           progress=None) -> pd.DataFrame:  # noqa: ANN001
     """AUROC vs t for the method and the reconstruction error (columns t, auroc_method,
     auroc_ddpm_reconstruction). progress(i, n) is called after each t."""
+    ts = sweep_ts(model) if ts is None else ts
     idx = eval_indices(data, limit, seed)
     x, y = data.x_test[idx], data.anomalous_test[idx]
     rows = []
@@ -133,9 +154,10 @@ def examples(data: MultiClassData, n: int = 4, seed: int = 0) -> tuple[np.ndarra
     return data.x_test[idx], data.y_test[idx], data.anomalous_test[idx]
 
 
-def timestep_grid(model: LatentDiffusionAD, images: np.ndarray, ts: tuple[int, ...] = SWEEP_TS,
+def timestep_grid(model: LatentDiffusionAD, images: np.ndarray, ts: tuple[int, ...] | None = None,
                   sampler: str = "ddim", steps: int = 50, seed: int = 0) -> np.ndarray:
     """Fig. 3: reconstructions of each image at each t, (len(images), len(ts), 32, 32, 3)."""
+    ts = sweep_ts(model) if ts is None else ts
     return np.stack([reconstruct(model, images, t, sampler, steps, seed).images for t in ts], axis=1)
 
 
@@ -146,9 +168,11 @@ def evaluate_folder(folder: str | Path, data_path: str | None = None, limit: int
     model, record = load(folder)
     data = load_setting(record.meta["setting"], data_path)
     metrics = {"ddim": evaluate(model, data, sampler="ddim", limit=limit),
-               "ddpm": evaluate(model, data, sampler="ddpm", limit=ddpm_limit)}
-    table = sweep(model, data)
-    (Path(folder) / SWEEP_FILE).write_text(json.dumps(table.to_dict(orient="list")) + "\n")
+               "ddpm": evaluate(model, data, sampler="ddpm", limit=min(ddpm_limit, limit))}
+    params = {**SHIPPED_SWEEP, "limit": min(SHIPPED_SWEEP["limit"], limit)}
+    table = sweep(model, data, None, params["sampler"], params["steps"], params["limit"], params["seed"])
+    (Path(folder) / SWEEP_FILE).write_text(json.dumps({"params": params, "table": table.to_dict(orient="list")})
+                                           + "\n")
     best = table.loc[table["auroc_method"].idxmax()]
     metrics["best_t_method"] = {"t": int(best["t"]), "auroc": float(best["auroc_method"])}
     write_metrics(folder, metrics)
@@ -156,9 +180,87 @@ def evaluate_folder(folder: str | Path, data_path: str | None = None, limit: int
     return Path(folder)
 
 
-def load_sweep(folder: str | Path) -> pd.DataFrame | None:
+def load_sweep(folder: str | Path, params: dict | None = None) -> pd.DataFrame | None:
+    """The sweep stored beside the weights (``sweep.json``); None if absent, unreadable, or (with
+    ``params``) made with other parameters."""
     p = Path(folder) / SWEEP_FILE
-    return pd.DataFrame(json.loads(p.read_text())) if p.is_file() else None
+    try:
+        stored = json.loads(p.read_text())
+        if params is not None and stored["params"] != params:
+            return None
+        return pd.DataFrame(stored["table"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def sweep_key(folder: str | Path, data: MultiClassData, **params: object) -> str:
+    """Hash of the weights (tensors + architecture), the test data and the sweep parameters."""
+    folder = Path(folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    h = hashlib.sha256()
+    h.update((folder / "model.safetensors").read_bytes())
+    h.update(json.dumps({"class": cfg.get("class"), "config": cfg.get("config")}, sort_keys=True).encode())
+    h.update(data.x_test.tobytes())
+    h.update(data.anomalous_test.tobytes())
+    h.update(json.dumps({**params, "version": __version__}, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def find_sweep(folder: str | Path, data: MultiClassData, sampler: str = "ddim", steps: int = 50,
+               limit: int = 500, seed: int = 0) -> pd.DataFrame | None:
+    """The AUROC-vs-t sweep for these parameters if it was computed before: the shipped
+    ``sweep.json`` for the default parameters, else a cached run (``runs/ldm/<key>.json``)."""
+    params = {"sampler": sampler, "steps": steps, "limit": limit, "seed": seed}
+    if (shipped := load_sweep(folder, params)) is not None:
+        return shipped
+    path = CACHE_DIR / f"{sweep_key(folder, data, **params)}.json"
+    return pd.DataFrame(json.loads(path.read_text())) if path.is_file() else None
+
+
+def cached_sweep(folder: str | Path, data: MultiClassData, sampler: str = "ddim", steps: int = 50,
+                 limit: int = 500, seed: int = 0, model: LatentDiffusionAD | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """:func:`find_sweep`, else computed now (``progress(i, n)`` after each t) and cached."""
+    if (found := find_sweep(folder, data, sampler, steps, limit, seed)) is not None:
+        return found
+    model = model if model is not None else load(folder)[0]
+    table = sweep(model, data, None, sampler, steps, limit, seed, progress)
+    path = CACHE_DIR / f"{sweep_key(folder, data, sampler=sampler, steps=steps, limit=limit, seed=seed)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table.to_dict(orient="list")) + "\n")
+    tmp.replace(path)
+    return table
+
+
+@dataclass(frozen=True)
+class SampleView:
+    """A few normal and anomalous test images reconstructed from one t (the page's slider view).
+    images uint8 (N, 32, 32, 3); labels: digit/class ids; anomalous: bool; the rest as in
+    :class:`Reconstruction`."""
+
+    t: int
+    start_t: int
+    sampler: str
+    images: np.ndarray
+    labels: np.ndarray
+    anomalous: np.ndarray
+    reconstructions: np.ndarray
+    scores: np.ndarray
+    errors: np.ndarray
+    latent_errors: np.ndarray
+
+
+def sample_view(model: LatentDiffusionAD, data: MultiClassData, t: int, sampler: str = "ddim",
+                steps: int = 50, n: int = 4, seed: int = 0) -> SampleView:
+    """``n`` normal and ``n`` anomalous test images (fixed by ``seed``) reconstructed from t."""
+    if not 0 <= t < model.config.timesteps:
+        raise ValueError(f"t must be in 0..{model.config.timesteps - 1}")
+    images, labels, anomalous = examples(data, n, seed)
+    r = reconstruct(model, images, t, sampler, steps, seed)
+    start = model.first_timestep(t, sampler, steps) if t > 0 else 0
+    return SampleView(t, start, sampler, images, labels, anomalous, r.images, r.scores, r.errors,
+                      r.latent_errors)
 
 
 def auroc_table(metrics: dict) -> pd.DataFrame:
@@ -211,7 +313,7 @@ deciding whether x and its reconstruction from t = {c['t_default']} show the sam
 - **Command:** `{meta.get('command', '')}`
 - **Data:** {meta.get('training_data')} ({meta.get('data_path')})
 - **Seed:** {meta.get('seed')}; steps: VQ {s.get('vq_steps')}, UNet {s.get('unet_steps')}, classifier
-  {s.get('clf_steps')} (batch {s.get('batch_size')}); classifier pairs from {s.get('clf_pool')} images
+  {s.get('clf_steps')} (batch {s.get('batch_size')}, VQ batch {s.get('vq_batch_size', s.get('batch_size'))}; bf16 autocast: {s.get('bf16', False)}); classifier pairs from {s.get('clf_pool')} images
   (DDIM, {s.get('ddim_steps')}-step schedule)
 - **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('threads')} threads
   (VQ {stage.get('vq', 0) / 60:.1f}, UNet {stage.get('unet', 0) / 60:.1f}, classifier {stage.get('classifier', 0) / 60:.1f} min)

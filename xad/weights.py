@@ -165,6 +165,18 @@ def _load_state(model: torch.nn.Module, path: Path) -> None:
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 
+def find_model(name: str | Path, records: list[ModelRecord], what: str) -> Path:
+    """A weights folder from a shipped name ("<family>/<folder>" or "<folder>") among ``records``,
+    or an existing folder path; WeightsError naming the shipped ones otherwise."""
+    for m in records:
+        if str(name) in (m.name, m.path.name):
+            return m.path
+    if Path(name).is_dir():
+        return Path(name)
+    known = ", ".join(m.name for m in records) or "none shipped"
+    raise WeightsError(f"{name}: no such {what} (shipped: {known}) and not a folder")
+
+
 def list_models(roots: list[str | Path] | None = None) -> tuple[list[ModelRecord], list[str]]:
     """Every weights folder (a ``config.json``) under ``roots`` (default: the shipped weights).
 

@@ -143,5 +143,6 @@ class CEGAN(nn.Module):
         return self.discriminator(x * 2 - 1).squeeze(1)
 
     def concept_logits(self, x: torch.Tensor, x_bar: torch.Tensor) -> torch.Tensor:
-        """R(x, x_bar): (B, K) logits of which concept turned x into x_bar."""
-        return self.concept_classifier(torch.cat([x, x_bar], 1) * 2 - 1)
+        """R(x, x_bar): (B, K) logits of which concept turned x into x_bar. R sees x and the change
+        x_bar - x (the same information as the pair, but small changes are not drowned by x)."""
+        return self.concept_classifier(torch.cat([x * 2 - 1, (x_bar - x) * 4], 1))

@@ -87,10 +87,22 @@ class Detector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.kind == "bce":
             return torch.sigmoid(self.logit(x))
+        return 1 - torch.exp(-self.scaled_distance(x))
+
+    def scaled_distance(self, x: torch.Tensor) -> torch.Tensor:
+        """HSC's d, or DSVDD's squared distance divided by the scale s: score = 1 - exp(-this)."""
         d = self.distance(x)
-        if self.config.kind == "dsvdd":
-            d = d / self.config.dsvdd_scale
-        return 1 - torch.exp(-d)
+        return d / self.config.dsvdd_scale if self.config.kind == "dsvdd" else d
+
+    def log_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log score, log(1 - score)) computed without saturating: from the logit for BCE
+        (-softplus(-l), -softplus(l)) and from the distance for HSC and DSVDD (log(1 - e^-d), -d).
+        Gradients through these stay alive where the score itself is flat at 0 or 1."""
+        if self.config.kind == "bce":
+            logit = self.logit(x).float()
+            return -F.softplus(-logit), -F.softplus(logit)
+        d = self.scaled_distance(x).float().clamp_min(1e-6)
+        return torch.log(-torch.expm1(-d)), -d
 
     def loss(self, x: torch.Tensor, is_oe: torch.Tensor) -> torch.Tensor:
         """Training loss on a batch; is_oe: (B,) bool (all False for DSVDD)."""

@@ -45,8 +45,8 @@ class LDMConfig:
 
 PRESETS = {
     "paper": LDMConfig(),
-    "cpu": LDMConfig(vq_channels=(32, 64, 64), vq_codes=256, unet_channels=(32, 64, 96),
-                     unet_layers_per_block=1, norm_groups=16, clf_embedding=16,
+    "cpu": LDMConfig(vq_channels=(16, 32, 64), vq_codes=256, unet_channels=(32, 64, 96),
+                     unet_layers_per_block=1, norm_groups=8, clf_embedding=16,
                      clf_hidden=(16, 32, 64, 128)),
     "tiny": LDMConfig(vq_channels=(8, 8, 8), vq_codes=16, unet_channels=(8, 8, 8),
                       unet_layers_per_block=1, norm_groups=4, timesteps=50, clf_embedding=4,

@@ -53,9 +53,11 @@ def sample_alpha(n: int, how: str, g: torch.Generator) -> torch.Tensor:
     return a
 
 
-def _bce(score: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    s = score.clamp(1e-6, 1 - 1e-6)
-    return -(alpha * torch.log(s) + (1 - alpha) * torch.log(1 - s)).mean()
+def score_loss(phi: torch.nn.Module, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """L_phi: the continuous BCE between the detector's score of x and the target alpha, from the
+    detector's log scores (a saturated sigmoid would give no gradient)."""
+    log_s, log_1ms = phi.log_scores(x)
+    return -(alpha * log_s + (1 - alpha) * log_1ms).mean()
 
 
 def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Tensor,
@@ -77,7 +79,7 @@ def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Te
     d_loss = F.relu(1 - model.discriminate(x_real).float()).mean() + \
         F.relu(1 + model.discriminate(x_bar.detach()).float()).mean()
     l_g = -model.discriminate(x_bar).float().mean()
-    l_phi = _bce(phi(x_bar).float(), alpha)
+    l_phi = score_loss(phi, x_bar, alpha)
     l_rec = (x - model(x, phi_x, k).float()).abs().mean()
     l_cyc = (x - model(x_bar, phi_x, k).float()).abs().mean()
     l_con = F.cross_entropy(model.concept_logits(x, x_bar).float(), k) + \

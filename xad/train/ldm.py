@@ -37,10 +37,16 @@ class LDMSettings:
     unet_steps: int = 4000
     clf_steps: int = 1500
     batch_size: int = 128
+    vq_batch_size: int = 64  # the VQ stage runs at full resolution: the costly one on CPU
     lr: float = 5e-4
     clf_pool: int = 3000  # training images reconstructed (and as many samples) for the classifier
     ddim_steps: int = 50  # DDIM schedule used to make the classifier's pairs
     seed: int = 0
+    bf16: bool = True  # autocast on CPU (AMX) for the forward passes; losses in fp32
+
+
+def _autocast(s: LDMSettings):  # noqa: ANN202
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16)
 
 
 @dataclass(frozen=True)
@@ -88,14 +94,15 @@ def train_vq(model: LatentDiffusionAD, x: torch.Tensor, s: LDMSettings, g: torch
     model.vq.train()
     loss = torch.zeros(())
     for _ in tqdm(range(s.vq_steps), desc="ldm 1/3: VQ autoencoder", mininterval=2):
-        xb = _batches(x, s.batch_size, g) * 2 - 1
-        out = model.vq(xb)
-        loss = (out.sample - xb).abs().mean() + out.commit_loss.mean()
+        xb = _batches(x, s.vq_batch_size, g) * 2 - 1
+        with _autocast(s):
+            out = model.vq(xb)
+        loss = (out.sample.float() - xb).abs().mean() + out.commit_loss.float().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     model.vq.eval()
-    return float(loss)
+    return loss.item()
 
 
 @torch.no_grad()
@@ -115,13 +122,14 @@ def train_unet(model: LatentDiffusionAD, z: torch.Tensor, s: LDMSettings, g: tor
         z0 = _batches(z, s.batch_size, g)
         noise = torch.randn(z0.shape, generator=g)
         t = torch.randint(0, model.config.timesteps, (len(z0),), generator=g)
-        pred = model.unet(sched.add_noise(z0, noise, t), t).sample
-        loss = F.mse_loss(pred, noise)
+        with _autocast(s):
+            pred = model.unet(sched.add_noise(z0, noise, t), t).sample
+        loss = F.mse_loss(pred.float(), noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     model.unet.eval()
-    return float(loss)
+    return loss.item()
 
 
 @torch.no_grad()
@@ -150,12 +158,14 @@ def train_classifier(model: LatentDiffusionAD, xs: torch.Tensor, recs: torch.Ten
         x = torch.cat([xs[i], xs[j]])
         other = torch.cat([recs[i], samples[k]])
         labels = torch.cat([torch.zeros(half), torch.ones(half)]).long()
-        loss = F.cross_entropy(model.pair_logits(x, other), labels)
+        with _autocast(s):
+            logits = model.pair_logits(x, other)
+        loss = F.cross_entropy(logits.float(), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     model.classifier.eval()
-    return float(loss)
+    return loss.item()
 
 
 def train(model: LatentDiffusionAD, normal: np.ndarray, s: LDMSettings) -> dict:
@@ -185,7 +195,7 @@ def train(model: LatentDiffusionAD, normal: np.ndarray, s: LDMSettings) -> dict:
 
 
 def run(setting: str, out: Path, settings: LDMSettings, preset: str = "cpu", data_path: str | None = None,
-        command: str = "") -> Path:
+        command: str = "", eval_limit: int = 1000) -> Path:
     from xad.ldm import evaluate_folder
 
     data = load_setting(setting, data_path)
@@ -199,4 +209,4 @@ def run(setting: str, out: Path, settings: LDMSettings, preset: str = "cpu", dat
             "cpu": platform.processor() or platform.machine(), "command": command}
     save_model(model, out, family="ldm", card="(evaluating …)", preset=preset, meta=meta,
                dtype=torch.float16)
-    return evaluate_folder(out, data_path)
+    return evaluate_folder(out, data_path, eval_limit)
