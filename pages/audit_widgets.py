@@ -105,13 +105,21 @@ def controls():  # noqa: ANN201 - (dataset, model, record, params, run folder or
 
 @st.fragment
 def live_panel(ds: MVTecDataset, model, sample_id: str, params: audit.AuditParams) -> None:  # noqa: ANN001
-    """Re-explain one sample with other k, n, seed and setups; only this panel reruns."""
+    """Re-explain one sample with other k, n, seed and setups; only this panel reruns. The panel
+    starts from the audit's parameters, and starts from them again whenever they change."""
+    base = (tuple(params.setups), params.segments, params.samples, params.seed)
+    if st.session_state.get("live_base") != base:
+        st.session_state["live_base"] = base
+        st.session_state["live_setups"] = list(params.setups)
+        st.session_state["live_k"] = min(200, max(20, params.segments))
+        st.session_state["live_n"] = min([100, 200, 500, 1000, 2000, 5000], key=lambda v: abs(v - params.samples))
+        st.session_state["live_seed"] = params.seed
     with st.form("audit_live"):
         c1, c2, c3, c4 = st.columns(4)
-        setups = c1.multiselect("Setups", audit.SETUPS, default=list(params.setups), key="live_setups")
-        k = c2.slider("k", 20, 200, params.segments, 10, key="live_k")
-        n = c3.select_slider("n", [100, 200, 500, 1000, 2000, 5000], value=1000, key="live_n")
-        seed = int(c4.number_input("Seed", 0, 2 ** 31 - 1, params.seed, key="live_seed"))
+        setups = c1.multiselect("Setups", audit.SETUPS, key="live_setups")
+        k = c2.slider("k", 20, 200, step=10, key="live_k")
+        n = c3.select_slider("n", [100, 200, 500, 1000, 2000, 5000], key="live_n")
+        seed = int(c4.number_input("Seed", 0, 2 ** 31 - 1, key="live_seed"))
         go = st.form_submit_button("Re-run this sample live", type="primary")
     if not go or not setups:
         return

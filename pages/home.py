@@ -16,10 +16,10 @@ st.markdown(
     "optimal-threshold IoU of each explanation with the true defect (the paper's Fig. 2; click a "
     "point to see the sample). The **counterfactual explorer** (Liznerski et al.) shows what would "
     "have to change for a detector to call an anomaly normal: slide the target score alpha and the "
-    "concept k (it opens any trained generator folder; the shipped generators are still being "
-    "trained, while the shipped detectors and FID extractors are ready). The **dataset browser** "
-    "shows the data with its defect masks. Latent-diffusion detection (Wang & Tavakkoli) has its "
-    "models and commands in xad; its page is next on the roadmap."
+    "concept k and see the image change, with the paper's metrics for each shipped generator. The "
+    "**latent-diffusion page** (Wang & Tavakkoli) shows which diffusion timestep t separates normal "
+    "from anomalous digits: slide t, see the reconstructions drift, read AUROC as a function of t "
+    "against the baselines. The **dataset browser** shows the data with its defect masks."
 )
 
 st.header("Datasets")

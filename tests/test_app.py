@@ -82,10 +82,11 @@ def test_vaegan_audit_page_runs_an_audit(tiny_industrial: Path, tiny_vaegan: Pat
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
     at.selectbox(key="audit_sample").set_value("brick/test/hole/000").run()
-    at.slider(key="live_k").set_value(30)
+    assert at.slider(key="live_k").value == 30 and at.select_slider(key="live_n").value == 200  # the audit's
+    at.slider(key="live_k").set_value(40)
     at.select_slider(key="live_n").set_value(100)
     at.button(key="FormSubmitter:audit_live-Re-run this sample live").click().run()
-    assert not at.exception and any("live: k = 30, n = 100" in str(c.proto) for c in at.get("plotly_chart"))
+    assert not at.exception and any("live: k = 40, n = 100" in str(c.proto) for c in at.get("plotly_chart"))
     assert any("J* " in c.value for c in at.caption)
     at.radio(key="audit_calibration").set_value("heldout").run()
     assert not at.exception and any("held-out" in m.value for m in at.markdown)

@@ -203,6 +203,47 @@ def _train_ldm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_diffedit(args: argparse.Namespace) -> int:
+    from xad.train.diffedit import TextLDMSettings, run
+
+    settings = TextLDMSettings(vae_steps=args.vae_steps, unet_steps=args.unet_steps,
+                               batch_size=args.batch_size, seed=args.seed, eval_limit=args.eval_limit)
+    print(run(args.dataset, args.out, settings, args.preset,
+              command="python -m xad " + shlex.join(args.argv), data_path=args.data))
+    return 0
+
+
+def _diffedit(args: argparse.Namespace) -> int:
+    """DiffEdit one image from the source prompt to the target prompt (the psi of the paper)."""
+    import numpy as np
+    from PIL import Image
+
+    from xad.data.transforms import read_image
+    from xad.models import diffedit as de
+    from xad.weights import load_model
+
+    if not 0.0 < args.strength <= 1.0:
+        raise DataError("--strength must be in (0, 1]")
+    if args.steps < 1 or int(args.steps * args.strength) < 1:
+        raise DataError("--steps x --strength must be at least 1")
+    image = read_image(args.image)
+    if args.weights is not None:
+        model, _ = load_model(args.weights, expect="TextLDM")
+        pipe = de.pipeline(model)
+        size = model.config.image_size
+        if image.shape[:2] != (size, size):  # the small model knows one size: resize to it
+            image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
+    else:
+        pipe = de.load_stable_diffusion(args.sd_model)
+    r = de.diffedit(pipe, image, args.source, args.target, strength=args.strength, steps=args.steps,
+                    guidance=args.guidance, seed=args.seed)
+    Image.fromarray(np.rint(r.edited[0] * 255).astype(np.uint8)).save(args.out)
+    print(json.dumps({"out": str(args.out), "mask_mean": round(float(r.masks[0].mean()), 4),
+                      "source": args.source, "target": args.target, "strength": args.strength,
+                      "steps": args.steps, "seed": args.seed}))
+    return 0
+
+
 def _evaluate_ldm(args: argparse.Namespace) -> int:
     from xad import ldm
     from xad.train.ldm import load_setting
@@ -378,6 +419,19 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--batch-size", type=int, default=128)
     ld.add_argument("--seed", type=int, default=0)
     ld.set_defaults(func=_train_ldm)
+    dd = tr.add_parser("diffedit", help="the small text-conditional latent diffusion model for DiffEdit")
+    dd.add_argument("--dataset", choices=["mnist", "cmnist"], required=True,
+                    help='captions "digit <name>" (mnist) or "<colour> digit <name>" (cmnist)')
+    dd.add_argument("--data", default=None, help="MNIST npz/IDX folder (default: embedded MNIST)")
+    dd.add_argument("--out", type=Path, required=True)
+    dd.add_argument("--preset", choices=["cpu", "tiny"], default="cpu")
+    dd.add_argument("--vae-steps", type=int, default=2000)
+    dd.add_argument("--unet-steps", type=int, default=4000)
+    dd.add_argument("--batch-size", type=int, default=64)
+    dd.add_argument("--seed", type=int, default=0)
+    dd.add_argument("--eval-limit", type=int, default=200,
+                    help="test threes edited to sevens for the DiffEdit check on the card")
+    dd.set_defaults(func=_train_diffedit)
     ev = sub.add_parser("evaluate", help="measure a model on its test split").add_subparsers(
         dest="family", required=True)
     evg = ev.add_parser("vaegan", help="AUROC, tau*, accuracy; rewrites the card's metrics")
@@ -423,6 +477,21 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--concept", type=int, default=1, help="k in 1..K")
     cf.add_argument("--out", type=Path, required=True)
     cf.set_defaults(func=_counterfactual)
+    de = sub.add_parser("diffedit", help="DiffEdit one image from a source to a target prompt")
+    de.add_argument("--image", type=Path, required=True)
+    de.add_argument("--source", required=True, help='the prompt that describes the image, e.g. "digit three"')
+    de.add_argument("--target", required=True, help='the prompt to edit towards, e.g. "digit seven"')
+    model = de.add_mutually_exclusive_group(required=True)
+    model.add_argument("--weights", type=Path,
+                       help="a diffedit weights folder (from python -m xad train diffedit)")
+    model.add_argument("--sd-model", type=Path,
+                       help="a local diffusers-format Stable Diffusion folder (never downloaded)")
+    de.add_argument("--strength", type=float, default=0.5, help="mask encode and inpaint strength")
+    de.add_argument("--steps", type=int, default=20, help="DDIM steps (x strength are run)")
+    de.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--out", type=Path, required=True, help="the edited image (PNG)")
+    de.set_defaults(func=_diffedit)
     return p
 
 

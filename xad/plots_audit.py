@@ -56,16 +56,18 @@ def fig2_scatter(results: pd.DataFrame, setups: tuple[str, ...]) -> go.Figure:
             part = results[results["category"] == cat]
             tau = float(part["tau"].iloc[0])
             kinds = [outcome(lb, sc, tau) for lb, sc in zip(part["label"], part["score"])]
-            y = part[f"iou_{setup}"].astype(float).where(part["label"] != "good", NA_Y).fillna(NA_Y)
+            iou = part[f"iou_{setup}"].astype(float).where(part["label"] != "good")
+            y = iou.fillna(NA_Y)
+            j_text = np.array(["NA (no defect, IoU undefined)" if np.isnan(v) else f"{v:.3f}" for v in iou])
             for name, colour in OUTCOMES.items():
                 keep = np.array(kinds) == name
                 fig.add_trace(go.Scatter(
                     x=part["score"][keep], y=y[keep], mode="markers", name=name,
                     legendgroup=name, showlegend=(r == 1 and c == 1),
                     marker=dict(color=colour, size=9, line=dict(width=0.5, color="#333")),
-                    customdata=np.stack([part["id"][keep], part["defect"][keep]], axis=-1),
+                    customdata=np.stack([part["id"][keep], part["defect"][keep], j_text[keep]], axis=-1),
                     hovertemplate="%{customdata[0]} (%{customdata[1]})<br>alpha %{x:.3f}"
-                                  "<br>J* %{y:.3f}<extra></extra>"),
+                                  "<br>J* %{customdata[2]}<extra></extra>"),
                     row=r, col=c)
             fig.add_vline(x=tau, line=dict(dash="dot", color="#555"), row=r, col=c)
             fig.update_yaxes(range=[NA_Y - 0.08, 1.02], tickvals=[NA_Y, 0, 0.25, 0.5, 0.75, 1],

@@ -38,7 +38,7 @@ def reconstruct(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64
     return np.concatenate(out) if out else np.zeros((0, *images.shape[1:]), np.float32)
 
 
-def error_function(model: torch.nn.Module, variant: str = "sse", batch_size: int = 200,
+def error_function(model: torch.nn.Module, variant: str = "sse", batch_size: int = 64,
                    bf16: bool = True) -> Callable[[np.ndarray], np.ndarray]:
     """f(x~): the reconstruction error of each perturbed image, the model called on every one.
 

@@ -1,0 +1,472 @@
+"""DiffEdit (Couairon et al., 2023) for counterfactual explanations of image anomaly detectors
+(Liznerski et al., "Reimagining Anomalies", section "Diffusion Models for CE of Image AD").
+
+The paper writes the generator as ``G(x, alpha, k) = A_dec(G'(psi(A_enc(x), t), alpha, k))``
+where ``A_enc`` / ``A_dec`` are a latent diffusion model's autoencoder and ``psi`` is DiffEdit with
+the prompt ``t`` set to the normal class's name. This module gives
+
+- :class:`TextLDM`: a small text-conditional latent diffusion model made of the same diffusers and
+  transformers building blocks as Stable Diffusion (``AutoencoderKL``, ``UNet2DConditionModel``,
+  ``CLIPTextModel``) plus a word-level tokenizer over a fixed caption vocabulary, small enough to
+  train on CPU on 32 px digits (:mod:`xad.train.diffedit`); it saves and loads through
+  :mod:`xad.weights` (safetensors only);
+- :func:`pipeline`: diffusers' ``StableDiffusionDiffEditPipeline`` assembled around a
+  :class:`TextLDM` (DDIM and DDIM-inverse schedulers with the training's beta schedule);
+- :func:`load_stable_diffusion`: the same pipeline from a local diffusers-format Stable Diffusion
+  folder (never downloads); :func:`save_as_diffusers` writes a :class:`TextLDM` in that format;
+- :func:`diffedit`: ``psi``: mask from the difference of the noise predictions under the two
+  prompts, DDIM inversion, masked denoising; returns masks, edited images and the latents;
+- :func:`encode` / :func:`decode`: ``A_enc`` / ``A_dec`` on scaled latents (for ``G'``).
+
+Images are (N, H, W, 3) uint8 or float in [0, 1] at the API; the VAE sees [-1, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from torch import nn
+
+from xad.data.transforms import DataError
+from xad.weights import WeightsError, register
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+COLOUR_NAMES = ("red", "green", "blue", "white")
+#: Special tokens, in id order: pad 0, unk 1, bos 2, eos 3.
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
+#: The caption vocabulary (lower case; the tokenizer lower-cases its input).
+WORDS = ("a", "photo", "of", "the", "digit", "number", "handwritten", *COLOUR_NAMES, *DIGIT_NAMES)
+
+
+def caption(digit: int, colour: str | None = None) -> str:
+    """The training caption of a digit image: "digit seven", or "red digit one" with a colour."""
+    if not 0 <= int(digit) <= 9:
+        raise ValueError(f"digit must be 0..9, not {digit}")
+    if colour is not None and colour not in COLOUR_NAMES:
+        raise ValueError(f"colour must be one of {COLOUR_NAMES} or None, not {colour!r}")
+    return f"{colour + ' ' if colour else ''}digit {DIGIT_NAMES[int(digit)]}"
+
+
+@dataclass(frozen=True)
+class TextLDMConfig:
+    """The architecture of :class:`TextLDM` (the constructor's only argument; saved in config.json)."""
+
+    image_size: int = 32
+    # AutoencoderKL: one down-sampling per extra level (32 px, 2 levels -> 16x16 latents)
+    vae_channels: tuple[int, ...] = (32, 64)
+    vae_layers_per_block: int = 1
+    vae_norm_groups: int = 16
+    latent_channels: int = 4
+    scaling_factor: float = 1.0  # 1 / std of the training latents, set after the VAE stage
+    # UNet2DConditionModel on the latents; cross-attention on the text encoder's hidden states
+    unet_channels: tuple[int, ...] = (32, 64, 64)
+    unet_layers_per_block: int = 1
+    unet_norm_groups: int = 16
+    unet_heads: int = 4
+    # CLIPTextModel (random init, trained with the UNet) over the word vocabulary
+    text_hidden: int = 32
+    text_layers: int = 2
+    text_heads: int = 2
+    text_intermediate: int = 64
+    max_tokens: int = 16
+    words: tuple[str, ...] = WORDS
+    # DDPM noise schedule (Stable Diffusion's): T steps, scaled_linear betas
+    timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+
+    def __post_init__(self) -> None:
+        if self.image_size % 2 ** (len(self.vae_channels) - 1):
+            raise ValueError("image_size must be divisible by the VAE's down-sampling factor")
+        if self.latent_size % 2 ** (len(self.unet_channels) - 1):
+            raise ValueError("the latent size must be divisible by the UNet's down-sampling factor")
+        if len(set(self.words)) != len(self.words) or set(self.words) & set(SPECIAL_TOKENS):
+            raise ValueError("words must be unique and must not contain the special tokens")
+
+    @property
+    def latent_size(self) -> int:
+        """Side of the (square) latents."""
+        return self.image_size // 2 ** (len(self.vae_channels) - 1)
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        """Token -> id: the special tokens first, then the words in order."""
+        return {w: i for i, w in enumerate((*SPECIAL_TOKENS, *self.words))}
+
+
+PRESETS = {
+    # 2.1 M parameters (VAE 0.66 M, UNet 1.47 M, text encoder 18 k): 16x16x4 latents, a 3-level
+    # UNet with cross-attention at 16 and 8 px
+    "cpu": TextLDMConfig(),
+    # for tests (70 k parameters): built from configs in well under a second
+    "tiny": TextLDMConfig(vae_channels=(8, 8), vae_norm_groups=4, unet_channels=(8, 16),
+                          unet_norm_groups=4, unet_heads=2, text_hidden=16, text_layers=1,
+                          text_heads=2, text_intermediate=32),
+}
+
+
+def build_tokenizer(config: TextLDMConfig | None = None):  # noqa: ANN201 - transformers type
+    """A ``transformers.PreTrainedTokenizerFast`` over ``config.words`` (word level, lower-cased,
+    split on whitespace and punctuation; unknown words -> ``<unk>``; ``<bos> ... <eos>`` added;
+    padded with ``<pad>`` to ``model_max_length = config.max_tokens``). Deterministic: the same
+    config gives the same ids."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    c = config or TextLDMConfig()
+    vocab = c.vocab
+    tok = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", pair="<bos> $A <eos> $B <eos>",
+        special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=c.max_tokens,
+                                   pad_token="<pad>", unk_token="<unk>", bos_token="<bos>",
+                                   eos_token="<eos>", padding_side="right")
+
+
+@register
+class TextLDM(nn.Module):
+    """A small text-conditional latent diffusion model: ``vae`` (AutoencoderKL), ``unet``
+    (UNet2DConditionModel, epsilon prediction) and ``text_encoder`` (CLIPTextModel), all built
+    from ``config``; ``tokenizer`` is rebuilt from the config's vocabulary (not a tensor)."""
+
+    Config = TextLDMConfig
+
+    def __init__(self, config: TextLDMConfig) -> None:
+        super().__init__()
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        c = config
+        self.config = c
+        nv = len(c.vae_channels)
+        self.vae = AutoencoderKL(
+            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * nv,
+            up_block_types=("UpDecoderBlock2D",) * nv, block_out_channels=c.vae_channels,
+            layers_per_block=c.vae_layers_per_block, latent_channels=c.latent_channels,
+            norm_num_groups=c.vae_norm_groups, sample_size=c.image_size,
+            scaling_factor=c.scaling_factor)
+        nu = len(c.unet_channels)
+        self.unet = UNet2DConditionModel(
+            sample_size=c.latent_size, in_channels=c.latent_channels, out_channels=c.latent_channels,
+            down_block_types=("CrossAttnDownBlock2D",) * (nu - 1) + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (nu - 1),
+            block_out_channels=c.unet_channels, layers_per_block=c.unet_layers_per_block,
+            norm_num_groups=c.unet_norm_groups, cross_attention_dim=c.text_hidden,
+            attention_head_dim=c.unet_heads)
+        vocab = c.vocab
+        self.text_encoder = CLIPTextModel(CLIPTextConfig(
+            vocab_size=len(vocab), hidden_size=c.text_hidden, intermediate_size=c.text_intermediate,
+            projection_dim=c.text_hidden, num_hidden_layers=c.text_layers,
+            num_attention_heads=c.text_heads, max_position_embeddings=c.max_tokens,
+            pad_token_id=vocab["<pad>"], bos_token_id=vocab["<bos>"], eos_token_id=vocab["<eos>"]))
+        self.tokenizer = build_tokenizer(c)
+
+    def set_scaling_factor(self, value: float) -> None:
+        """Set the latent scaling factor in the config and in the VAE's config (the pipeline's)."""
+        import dataclasses
+
+        self.config = dataclasses.replace(self.config, scaling_factor=float(value))
+        self.vae.register_to_config(scaling_factor=float(value))
+
+    def token_ids(self, captions: list[str]) -> torch.Tensor:
+        """Captions -> (B, max_tokens) ids, padded and truncated as the pipeline tokenizes."""
+        return self.tokenizer(captions, padding="max_length", max_length=self.config.max_tokens,
+                              truncation=True, return_tensors="pt").input_ids
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids -> the text encoder's last hidden states (B, max_tokens, text_hidden), as
+        the pipeline computes its prompt embeddings (no attention mask)."""
+        return self.text_encoder(ids)[0]
+
+    def noise_scheduler(self):  # noqa: ANN201 - diffusers type
+        """The training schedule: ``DDPMScheduler`` (T steps, the config's betas)."""
+        from diffusers import DDPMScheduler
+
+        return DDPMScheduler(**self.schedule_kwargs())
+
+    def schedule_kwargs(self) -> dict[str, Any]:
+        """The beta schedule shared by training and the DDIM / DDIM-inverse samplers."""
+        c = self.config
+        return {"num_train_timesteps": c.timesteps, "beta_schedule": c.beta_schedule,
+                "beta_start": c.beta_start, "beta_end": c.beta_end, "clip_sample": False}
+
+    def forward(self, noisy: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The noise prediction eps(z_t, t, caption) (B, C, h, w)."""
+        return self.unet(noisy, t, encoder_hidden_states=self.embed(ids)).sample
+
+
+# -- pipelines ----------------------------------------------------------------------------------
+
+def _pipeline_class():  # noqa: ANN202
+    from diffusers import StableDiffusionDiffEditPipeline
+
+    return StableDiffusionDiffEditPipeline
+
+
+def _ddim_pair(config: dict[str, Any]):  # noqa: ANN202
+    """(DDIMScheduler, DDIMInverseScheduler) from one scheduler config, as Stable Diffusion sets
+    them up: no clipping, steps_offset 1; the sampler's last step ends at alphas_cumprod[0], the
+    inversion's first step starts from the clean latent (alpha 1)."""
+    from diffusers import DDIMInverseScheduler, DDIMScheduler
+
+    # private keys dropped: "_use_default_values" would make from_config ignore our overrides
+    base = {k: v for k, v in dict(config).items() if not k.startswith("_") and k != "set_alpha_to_zero"}
+    base.update(clip_sample=False, steps_offset=1)
+    return (DDIMScheduler.from_config({**base, "set_alpha_to_one": False}),
+            DDIMInverseScheduler.from_config({**base, "set_alpha_to_one": True}))
+
+
+def pipeline(model: TextLDM):  # noqa: ANN201 - StableDiffusionDiffEditPipeline
+    """``StableDiffusionDiffEditPipeline`` around ``model``'s modules (shared, not copied), with
+    DDIM and DDIM-inverse schedulers on the training's beta schedule; no safety checker, progress
+    bars off. Returns the pipeline (eval mode, on the model's device)."""
+    model.eval()
+    with _quiet():
+        sched, inverse = _ddim_pair(model.schedule_kwargs())
+        pipe = _pipeline_class()(vae=model.vae, text_encoder=model.text_encoder,
+                                 tokenizer=model.tokenizer, unet=model.unet, scheduler=sched,
+                                 inverse_scheduler=inverse, safety_checker=None,
+                                 feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+class _quiet:
+    """Silence diffusers' deprecation notice for the (frozen, still working) DiffEdit pipeline."""
+
+    def __enter__(self) -> None:
+        from diffusers.utils import logging as dlog
+        from transformers.utils import logging as tlog
+
+        self._level = dlog.get_verbosity()
+        self._bars = (dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled())
+        dlog.set_verbosity_error()
+        dlog.disable_progress_bar()
+        tlog.disable_progress_bar()
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", FutureWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        from diffusers.utils import logging as dlog
+        from transformers.utils import logging as tlog
+
+        self._w.__exit__(*exc)
+        dlog.set_verbosity(self._level)
+        if self._bars[0]:
+            dlog.enable_progress_bar()
+        if self._bars[1]:
+            tlog.enable_progress_bar()
+
+
+#: Components a diffusers-format Stable Diffusion folder must hold for DiffEdit.
+SD_COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
+
+
+def check_diffusers_folder(path: str | Path) -> Path:
+    """The folder if it looks like a diffusers-format Stable Diffusion pipeline (model_index.json
+    naming vae, text_encoder, tokenizer, unet and scheduler, each a sub-folder with files);
+    WeightsError naming the folder and what is missing otherwise."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise WeightsError(f"{folder}: no such folder (need a diffusers-format Stable Diffusion "
+                           "folder; nothing is downloaded)")
+    index = folder / "model_index.json"
+    if not index.is_file():
+        raise WeightsError(f"{folder}: not a diffusers-format Stable Diffusion folder "
+                           "(no model_index.json)")
+    try:
+        raw = json.loads(index.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{index}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise WeightsError(f"{index}: must be a JSON object")
+    missing = [c for c in SD_COMPONENTS
+               if not (isinstance(raw.get(c), list) and raw[c][0] is not None)
+               or not (folder / c).is_dir() or not any((folder / c).iterdir())]
+    if missing:
+        raise WeightsError(f"{folder}: a Stable Diffusion folder for DiffEdit needs the components "
+                           f"{', '.join(SD_COMPONENTS)}; missing or empty: {', '.join(missing)}")
+    return folder
+
+
+def load_stable_diffusion(path: str | Path, device: str | torch.device | None = None):  # noqa: ANN201
+    """A DiffEdit pipeline from a local diffusers-format Stable Diffusion folder (e.g. a copy of
+    stable-diffusion-v1-5, or one written by :func:`save_as_diffusers`), with DDIM / DDIM-inverse
+    schedulers built from its scheduler config. Never downloads (``local_files_only``); no safety
+    checker. ``device``: default CUDA if available (fp16 there), else CPU in fp32 with a warning
+    that it will be slow for a full-size model. Returns the pipeline; WeightsError if the folder
+    is unusable."""
+    folder = check_diffusers_folder(path)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    try:
+        with _quiet():
+            pipe = _pipeline_class().from_pretrained(
+                folder, local_files_only=True, safety_checker=None, feature_extractor=None,
+                requires_safety_checker=False, torch_dtype=dtype)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as exc:
+        raise WeightsError(f"{folder}: cannot load as a Stable Diffusion pipeline "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                           ) from exc
+    with _quiet():
+        pipe.scheduler, pipe.inverse_scheduler = _ddim_pair(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    if device.type != "cuda":
+        warnings.warn(f"{folder}: running Stable Diffusion DiffEdit on {device.type}, not CUDA: "
+                      "a full-size model takes minutes per image", RuntimeWarning, stacklevel=2)
+    return pipe.to(device)
+
+
+def save_as_diffusers(model: TextLDM, folder: str | Path) -> Path:
+    """Write ``model`` as a diffusers-format pipeline folder (model_index.json, vae/, unet/,
+    text_encoder/, tokenizer/, scheduler/, inverse_scheduler/; safetensors), loadable by
+    :func:`load_stable_diffusion`. Returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _quiet():
+        pipeline(model).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+# -- the edit -----------------------------------------------------------------------------------
+
+@dataclass
+class DiffEditResult:
+    """What :func:`diffedit` returns for N images of H x W.
+
+    masks: (N, H, W) float in [0, 1], the DiffEdit mask (binary, computed at latent resolution
+    and upsampled by nearest neighbour); latent_masks: (N, h, w) the same at latent resolution;
+    edited: (N, H, W, 3) float in [0, 1]; inverted: (N, S, C, h, w) the DDIM-inverted latents,
+    most noised first (S = the steps actually used, ``int(steps * strength)``); edited_latents:
+    (N, C, h, w) the masked-denoised latents before decoding (``psi``'s output, scaled)."""
+
+    masks: np.ndarray
+    latent_masks: np.ndarray
+    edited: np.ndarray
+    inverted: torch.Tensor
+    edited_latents: torch.Tensor
+    source_prompt: str
+    target_prompt: str
+
+    @property
+    def mask_fraction(self) -> np.ndarray:
+        """(N,) the fraction of each image inside the mask."""
+        return self.masks.reshape(len(self.masks), -1).mean(1)
+
+
+def as_float_images(images: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(N, H, W, 3) or (H, W, 3) uint8 / float in [0, 1] -> (N, H, W, 3) float32 in [0, 1];
+    DataError for anything else."""
+    a = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4 or a.shape[-1] != 3 or a.shape[0] == 0:
+        raise DataError(f"images must be (N, H, W, 3) or (H, W, 3) RGB, not shape {a.shape}")
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255
+    if not np.issubdtype(a.dtype, np.floating):
+        raise DataError(f"images must be uint8 or float in [0, 1], not {a.dtype}")
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+        raise DataError("float images must be finite and in [0, 1]")
+    return a.astype(np.float32)
+
+
+def _to_tensor(a: np.ndarray, pipe) -> torch.Tensor:  # noqa: ANN001
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(pipe.device, pipe.vae.dtype)
+
+
+@torch.no_grad()
+def diffedit(pipe, images: np.ndarray | torch.Tensor, source_prompt: str, target_prompt: str,  # noqa: ANN001
+             strength: float = 0.5, steps: int = 20, guidance: float = 7.5, seed: int = 0,
+             mask_maps: int = 10, mask_threshold: float = 3.0) -> DiffEditResult:
+    """DiffEdit ``psi`` on each image: (1) the mask: noise the latent to ``strength`` and
+    threshold the mean |eps(target) - eps(source)| over ``mask_maps`` noise draws (guidance
+    ``guidance``; clamp at ``mask_threshold`` x its mean, binarise at half); (2) DDIM inversion
+    of the latent to ``strength`` (unconditional, no guidance: the encoding of Couairon et al.);
+    (3) DDIM denoising with the target prompt (negative prompt = the source, guidance
+    ``guidance``), keeping the inverted latents outside the mask at every step.
+
+    ``pipe``: from :func:`pipeline` or :func:`load_stable_diffusion`; ``images``: (N, H, W, 3)
+    uint8 or float in [0, 1], H and W multiples of the VAE's down-sampling. Each image uses its own
+    ``torch.Generator`` seeded with ``seed`` (so a result does not depend on the batch). Returns a
+    :class:`DiffEditResult`."""
+    x = as_float_images(images)
+    factor = pipe.vae_scale_factor
+    if x.shape[1] % factor or x.shape[2] % factor:
+        raise DataError(f"image sides must be multiples of {factor} (the VAE's down-sampling), "
+                        f"not {x.shape[1]}x{x.shape[2]}")
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength must be in (0, 1], not {strength}")
+    if steps < 1 or int(steps * strength) < 1:
+        raise ValueError(f"steps * strength must be at least 1 (steps={steps}, strength={strength})")
+    common = {"num_inference_steps": int(steps)}
+    masks, inverted, latents = [], [], []
+    with _quiet():
+        for img in _to_tensor(x, pipe).split(1):
+            g = torch.Generator().manual_seed(int(seed))
+            mask = pipe.generate_mask(image=img, source_prompt=source_prompt, target_prompt=target_prompt,
+                                      mask_encode_strength=strength, guidance_scale=guidance,
+                                      num_maps_per_mask=mask_maps, mask_thresholding_ratio=mask_threshold,
+                                      generator=g, output_type="np", **common)
+            inv = pipe.invert(prompt="", image=img, inpaint_strength=strength, guidance_scale=1.0,
+                              generator=g, **common).latents
+            z = pipe(prompt=target_prompt, negative_prompt=source_prompt, mask_image=mask,
+                     image_latents=inv, inpaint_strength=strength, guidance_scale=guidance,
+                     generator=g, output_type="latent", **common).images
+            masks.append(np.asarray(mask, dtype=np.float32).reshape(1, *z.shape[-2:]))
+            inverted.append(inv.float().cpu())
+            latents.append(z.float().cpu())
+    z = torch.cat(latents)
+    edited = decode(pipe, z).permute(0, 2, 3, 1).numpy()
+    lm = np.concatenate(masks)
+    full = np.kron(lm, np.ones((factor, factor), np.float32))
+    return DiffEditResult(full, lm, edited, torch.cat(inverted), z, source_prompt, target_prompt)
+
+
+# -- the autoencoder on its own (A_enc, A_dec) --------------------------------------------------
+
+def _vae_of(model: Any):  # noqa: ANN202
+    vae = getattr(model, "vae", None)
+    if vae is None:
+        raise TypeError("need a TextLDM or a DiffEdit pipeline (anything with a .vae)")
+    return vae
+
+
+@torch.no_grad()
+def encode(model: Any, images: np.ndarray | torch.Tensor, generator: torch.Generator | None = None
+           ) -> torch.Tensor:
+    """``A_enc``: images -> scaled latents (N, C, h, w) (fp32, CPU). ``model``: a TextLDM or a
+    pipeline. ``images``: (N, H, W, 3) numpy uint8 / float in [0, 1], or a (N, 3, H, W) float
+    tensor in [0, 1]. The posterior mean, or a sample with ``generator``."""
+    vae = _vae_of(model)
+    if isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] == 3:
+        x = images.float()
+    else:
+        x = torch.from_numpy(as_float_images(images).transpose(0, 3, 1, 2).copy())
+    p = next(vae.parameters())
+    dist = vae.encode(x.to(p.device, p.dtype) * 2 - 1).latent_dist
+    z = dist.mean if generator is None else dist.sample(generator)
+    return (z * vae.config.scaling_factor).float().cpu()
+
+
+@torch.no_grad()
+def decode(model: Any, latents: torch.Tensor) -> torch.Tensor:
+    """``A_dec``: scaled latents (N, C, h, w) -> images (N, 3, H, W) float in [0, 1] (fp32, CPU).
+    ``model``: a TextLDM or a pipeline."""
+    vae = _vae_of(model)
+    p = next(vae.parameters())
+    out = vae.decode(latents.to(p.device, p.dtype) / vae.config.scaling_factor).sample
+    return ((out.float() + 1) / 2).clamp(0, 1).cpu()
