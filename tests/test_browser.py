@@ -121,11 +121,12 @@ def test_dataset_browser(page, server: str) -> None:  # noqa: ANN001
     settle(page)
     choose(page, "Category", "hexnut")
     choose(page, "Defect type", "crack")
-    images = page.get_by_test_id("stImage")
-    assert images.count() == 10
+    from playwright.sync_api import expect
+
+    expect(page.get_by_test_id("stImage")).to_have_count(10, timeout=60_000)  # stale elements leave
     page.get_by_role("button", name="View").nth(2).click()
     settle(page)
-    assert "hexnut/test/crack/002" in page.locator(".js-plotly-plot").first.inner_text()
+    expect(page.locator(".js-plotly-plot").first).to_contain_text("hexnut/test/crack/002", timeout=60_000)
     no_exception(page)
     shot(page, "dataset_browser")
     with page.expect_download() as dl:
@@ -137,7 +138,7 @@ def test_dataset_browser(page, server: str) -> None:  # noqa: ANN001
     shot(page, "dataset_browser_mvtec")
     choose(page, "Dataset", "Coloured MNIST (derived from MNIST, seed 0)")
     choose(page, "Colour", "red")
-    assert page.get_by_test_id("stImage").count() == 24
+    expect(page.get_by_test_id("stImage")).to_have_count(24, timeout=60_000)
     no_exception(page)
 
 
@@ -174,12 +175,17 @@ def test_vaegan_audit_click_on_the_scatter(page, server: str) -> None:  # noqa: 
     shot(page, "vaegan_audit_live")
 
 
-def _slide(pg, label: str, presses: int) -> None:  # noqa: ANN001
-    thumb = pg.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider")
-    thumb.focus()
+def _slide(pg, label: str, presses: int) -> float:  # noqa: ANN001
+    """Move a slider right by ``presses`` steps; each step reruns the fragment, which may take the
+    focus away from the thumb, so it is found and focused again before every key press. Returns the
+    slider's value afterwards (a press that lands during a rerun can be lost)."""
     for _ in range(presses):
+        thumb = pg.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider")
+        thumb.focus()
         thumb.press("ArrowRight")
-    settle(pg)
+        settle(pg)
+    return float(pg.get_by_test_id("stSlider").filter(has_text=label)
+                 .get_by_test_id("stSliderThumbValue").text_content())
 
 
 def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # noqa: ANN001
@@ -194,16 +200,27 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
     single = page.locator(".js-plotly-plot").first
     assert "alpha = 0.00" in single.locator(".gtitle").text_content()
     before = single.screenshot()
-    _slide(page, "Target anomaly score alpha", 14)  # 0.70
-    title = page.locator(".js-plotly-plot").first.locator(".gtitle").text_content()
-    assert "alpha = 0.70" in title, title
+    from playwright.sync_api import expect
+
+    alpha = _slide(page, "Target anomaly score alpha", 14)  # towards 0.70
+    assert alpha >= 0.5
+    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text(
+        f"alpha = {alpha:.2f}", timeout=60_000)
     assert page.locator(".js-plotly-plot").first.screenshot() != before
     _slide(page, "Concept k", 1)
-    assert "k = 2" in page.locator(".js-plotly-plot").first.locator(".gtitle").text_content()
-    page.get_by_role("button", name="Explain").nth(5).click()
+    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text("k = 2", timeout=60_000)
+    page.locator(".st-key-cf_pick_1 button").click()  # the 2nd anomaly (columns interleave the DOM order)
     settle(page)
-    assert "test anomaly 6" in page.locator(".js-plotly-plot").nth(1).locator(".gtitle").text_content()
+    expect(page.locator(".js-plotly-plot").filter(has_text="every concept").first).to_contain_text(
+        "test anomaly 2", timeout=60_000)
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Target anomaly score alpha").get_by_role("slider")
+    thumb.focus()
+    thumb.press("Home")  # back to alpha = 0: the normal version, for the screenshot
+    settle(page)
+    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text("alpha = 0.00", timeout=60_000)
     no_exception(page)
+    page.get_by_text("2 · Slide the target score").first.evaluate("e => e.scrollIntoView()")
+    page.wait_for_timeout(300)
     shot(page, "counterfactuals")
 
 
@@ -219,15 +236,21 @@ def test_latent_diffusion_timestep_slider_changes_the_reconstructions(page, serv
     recs = page.locator(".js-plotly-plot").first
     assert "from t = 200" in recs.locator(".gtitle").text_content()
     before = recs.screenshot()
-    _slide(page, "Timestep t", 20)  # 200 -> 400
+    from playwright.sync_api import expect
+
+    t = int(_slide(page, "Timestep t", 20))  # 200 -> 400
     recs = page.locator(".js-plotly-plot").first
-    assert "from t = 400" in recs.locator(".gtitle").text_content()
+    assert t >= 300
+    expect(recs.locator(".gtitle")).to_contain_text(f"from t = {t}", timeout=60_000)  # the last rerun lands
     assert recs.screenshot() != before
-    page.get_by_text("AUROC vs t (DDIM").wait_for()  # the shipped sweep, t marked
-    assert "t = 400" in page.locator(".js-plotly-plot").nth(2).text_content()
+    page.get_by_text("AUROC vs t (DDIM").first.wait_for()  # the shipped sweep, t marked
+    expect(page.locator(".js-plotly-plot").nth(2)).to_contain_text(f"t = {t}", timeout=60_000)
     page.get_by_text("anomalous 5", exact=False).first.click()
     settle(page)
-    assert "anomalous 5" in page.locator(".js-plotly-plot").nth(1).locator(".gtitle").text_content()
-    page.get_by_text("Reconstructions across timesteps").wait_for()
+    expect(page.locator(".js-plotly-plot").filter(has_text=f"anomalous 5 (class 0) from t = {t}").first
+           ).to_be_visible(timeout=60_000)
+    page.get_by_text("Reconstructions across timesteps").first.wait_for()
     no_exception(page)
+    page.get_by_text("1 · Slide the timestep").first.evaluate("e => e.scrollIntoView()")
+    page.wait_for_timeout(300)
     shot(page, "latent_diffusion")

@@ -78,8 +78,8 @@ def alpha_strip_figure(alphas: np.ndarray, images: np.ndarray, reached: np.ndarr
                        title: str = "") -> go.Figure:
     """CEs of concept k for alpha from 1 to 0 (the paper's "increasing impact" sequence)."""
     return tiles_figure([[display_rgb(im, 130) for im in images]],
-                        [[f"alpha {a:.2f} · reached {s:.3f}" for a, s in zip(alphas, reached)]],
-                        title or f"Concept k = {k + 1}: alpha from 1 to 0")
+                        [[f"alpha {a:.2f}<br>reached {s:.3f}" for a, s in zip(alphas, reached)]],
+                        title or f"Concept k = {k + 1}: alpha from 1 to 0", head=44)
 
 
 def single_figure(image: np.ndarray, title: str) -> go.Figure:

@@ -19,11 +19,11 @@ def reconstructions_figure(v, title: str = "") -> go.Figure:  # noqa: ANN001 - a
     """Inputs (top row) and their reconstructions from t (bottom row), each reconstruction titled
     with the classifier's P(different class) and the latent error."""
     top = [f"{_kind(a)} · {lab}" for lab, a in zip(v.labels, v.anomalous)]
-    bottom = [f"P(diff) {s:.2f} · lat.err {e:.2f}" for s, e in zip(v.scores, v.latent_errors)]
+    bottom = [f"P(diff) {s:.2f}<br>latent err {e:.2f}" for s, e in zip(v.scores, v.latent_errors)]
     start = f" (the {v.sampler.upper()} schedule starts at {v.start_t})" if v.start_t != v.t else ""
     return tiles_figure([[display_rgb(i, TILE) for i in v.images], [display_rgb(r, TILE) for r in v.reconstructions]],
                         [top, bottom], title or f"Reconstructions from t = {v.t}{start}: inputs above, "
-                                                "reconstructions below")
+                                                "reconstructions below", head=44)
 
 
 def timestep_grid_figure(images: np.ndarray, labels: np.ndarray, anomalous: np.ndarray, grid: np.ndarray,
