@@ -51,6 +51,22 @@ def add_folder_form(key: str) -> None:
         st.success(text)
 
 
+OWN_FOLDER = "Your weights folder …"
+
+
+def weights_picker(records: list, label: str, key: str, family: str, describe) -> str:  # noqa: ANN001
+    """A select box of shipped weights folders (``records``) plus "Your weights folder …" with a
+    path field; ``describe(record)`` is shown after each folder's name. Returns the chosen
+    folder as a string ("" while the user has not typed one)."""
+    by_name = {r.name: r for r in records}
+    names = [*by_name, OWN_FOLDER]
+    choice = st.selectbox(label, names, key=key, format_func=lambda n: n if n == OWN_FOLDER else
+                          f"{n.split('/', 1)[1]}  ({describe(by_name[n])})")
+    if choice == OWN_FOLDER:
+        return st.text_input(f"{family} weights folder", key=f"{key}_folder").strip()
+    return str(by_name[choice].path)
+
+
 def figure_downloads(fig: go.Figure, name: str, key: str) -> None:
     """Download buttons for a figure: PNG, SVG, PDF (need Chromium) and HTML."""
     have_browser = export.chromium_path() is not None

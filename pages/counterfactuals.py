@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import figure_downloads, table_download
+from pages.common import figure_downloads, table_download, weights_picker
 from xad import counterfactual as cf
 from xad import plots_counterfactual as pc
 from xad.data.transforms import DataError, decode_image_bytes
@@ -29,12 +29,8 @@ def gallery(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
 records = cf.generators()
 with st.sidebar:
     st.header("Generator")
-    names = [r.name for r in records] + ["Your weights folder …"]
-    choice = st.selectbox("Setup and detector", names, key="cf_generator",
-                          format_func=lambda n: n if n == names[-1] else
-                          f"{n.split('/', 1)[1]}  ({next(r for r in records if r.name == n).meta.get('detector_kind', '?').upper()})")
-    folder = (st.text_input("cegan weights folder", key="cf_folder").strip() if choice == names[-1]
-              else str(next(r.path for r in records if r.name == choice)))
+    folder = weights_picker(records, "Setup and detector", "cf_generator", "cegan",
+                            lambda r: r.meta.get("detector_kind", "?").upper())
 if not folder:
     st.info("Enter a cegan weights folder (config.json + model.safetensors + card.md), or train "
             "one with `python -m xad train cegan …` (see the README).")

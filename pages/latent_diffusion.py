@@ -3,7 +3,7 @@ anomalous, and how do reconstructions drift as t grows? Pick a setting, slide t,
 
 import streamlit as st
 
-from pages.common import figure_downloads, table_download
+from pages.common import figure_downloads, table_download, weights_picker
 from xad import ldm
 from xad import plots_ldm as pl
 from xad.data.transforms import DataError
@@ -38,12 +38,7 @@ def grid(path: str, sampler: str, n: int, seed: int):  # noqa: ANN201
 records = ldm.models()
 with st.sidebar:
     st.header("Setting")
-    names = [r.name for r in records] + ["Your weights folder …"]
-    choice = st.selectbox("Trained model", names, key="ldm_model",
-                          format_func=lambda n: n if n == names[-1] else
-                          f"{n.split('/', 1)[1]}  ({next(r for r in records if r.name == n).meta.get('setting')})")
-    folder = (st.text_input("ldm weights folder", key="ldm_folder").strip() if choice == names[-1]
-              else str(next(r.path for r in records if r.name == choice)))
+    folder = weights_picker(records, "Trained model", "ldm_model", "ldm", lambda r: r.meta.get("setting"))
     sampler = st.radio("Reverse process", ["ddim", "ddpm"], key="ldm_sampler", horizontal=True,
                        format_func=lambda s: {"ddim": "DDIM (50-step schedule, fast)",
                                               "ddpm": "DDPM (every step, the paper's)"}[s])

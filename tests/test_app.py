@@ -171,9 +171,9 @@ def test_counterfactual_page_moves_sliders_and_takes_uploads(tiny_cf_bundle: Pat
     at = AppTest.from_file(str(ROOT / "pages/counterfactuals.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
     at.selectbox(key="cf_generator").set_value("Your weights folder …").run()
-    at.text_input(key="cf_folder").input(str(tiny_cf_bundle.parent)).run()
+    at.text_input(key="cf_generator_folder").input(str(tiny_cf_bundle.parent)).run()
     assert any("Cannot use this generator" in e.value for e in at.error)  # not a cegan folder
-    at.text_input(key="cf_folder").input(str(tiny_cf_bundle)).run()
+    at.text_input(key="cf_generator_folder").input(str(tiny_cf_bundle)).run()
     assert not at.exception and not at.error
     assert any("K = 2 concepts" in m.value for m in at.markdown)
     charts = lambda: [str(c.proto) for c in at.get("plotly_chart")]  # noqa: E731
@@ -200,9 +200,9 @@ def test_latent_diffusion_page_slides_t_and_computes_a_sweep(tiny_ldm: Path, tmp
     at = AppTest.from_file(str(ROOT / "pages/latent_diffusion.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
     at.selectbox(key="ldm_model").set_value("Your weights folder …").run()
-    at.text_input(key="ldm_folder").input(str(tiny_ldm.parent)).run()
+    at.text_input(key="ldm_model_folder").input(str(tiny_ldm.parent)).run()
     assert any("Cannot use this model" in e.value for e in at.error)  # not an ldm folder
-    at.text_input(key="ldm_folder").input(str(tiny_ldm)).run()
+    at.text_input(key="ldm_model_folder").input(str(tiny_ldm)).run()
     assert not at.exception and not at.error
     charts = lambda: [str(c.proto) for c in at.get("plotly_chart")]  # noqa: E731
     assert any("Reconstructions from t = 10" in c for c in charts())
