@@ -1,6 +1,8 @@
 """Counterfactual explorer (Liznerski et al.): what would have to change for the detector to call
-an anomaly normal? Pick a generator (setup + detector), an anomaly from the test set or your own
-image; slide the target score alpha and the concept k."""
+an anomaly normal? Pick a backend (GAN or DiffEdit) and a generator (setup + detector), an anomaly
+from the test set or your own image; slide the target score alpha and the concept k."""
+
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ from pages.common import figure_downloads, table_download, weights_picker
 from xad import counterfactual as cf
 from xad import plots_counterfactual as pc
 from xad.data.transforms import DataError, decode_image_bytes
+from xad.models import diffedit as de
 from xad.models.detectors import bounding_note
 from xad.weights import WeightsError
 
@@ -26,14 +29,26 @@ def gallery(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     return cf.test_anomalies(bundle(path), n)
 
 
+@st.cache_resource(show_spinner="Loading Stable Diffusion from disk …", max_entries=1)
+def sd_pipeline(path: str):  # noqa: ANN201
+    return de.load_stable_diffusion(path)
+
+
 records = cf.generators()
 with st.sidebar:
     st.header("Generator")
-    folder = weights_picker(records, "Setup and detector", "cf_generator", "cegan",
+    backend = st.radio("Backend", ["GAN", "DiffEdit"], horizontal=True, key="cf_backend",
+                       help="GAN: G(x, alpha, k) maps images. DiffEdit: G(x) = A_dec(G'(psi(A_enc(x)), "
+                            "alpha, k)), psi = DiffEdit towards the normal class with a latent "
+                            "diffusion model (the paper's diffusion version)")
+    shown = [r for r in records if r.meta.get("backend", "gan") == backend.lower()]
+    folder = weights_picker(shown, "Setup and detector",
+                            "cf_generator" if backend == "GAN" else "cf_diffedit_generator", "cegan",
                             lambda r: r.meta.get("detector_kind", "?").upper())
 if not folder:
     st.info("Enter a cegan weights folder (config.json + model.safetensors + card.md), or train "
-            "one with `python -m xad train cegan …` (see the README).")
+            "one with `python -m xad train cegan …` (add `--diffedit WEIGHTS` for the DiffEdit "
+            "version; see the README).")
     st.stop()
 try:
     b = bundle(folder)
@@ -41,10 +56,21 @@ except (WeightsError, DataError, KeyError) as exc:
     st.error(f"Cannot use this generator: {exc}")
     st.stop()
 
+if b.backend != backend.lower():
+    st.warning(f"This folder holds a {b.backend.upper()}-version generator: it is shown as such.")
+psi_note = ""
+if b.backend == "diffedit":
+    p = b.record.meta["psi"]
+    psi_note = (f"  \n**DiffEdit psi:** `{b.ldm_record.name}`, target prompt \"{p['target_prompt']}\" "
+                f"(the normal class), source prompt \"{p['source_prompt']}\" (empty = unconditional: an "
+                f"anomaly's class is unknown), strength {p['strength']}, {p['steps']} DDIM steps, "
+                f"guidance {p['guidance']}, seed {p['seed']}. psi runs once per image (about "
+                f"{b.record.metrics.get('seconds_psi_per_image', '?')} s on CPU); the sliders then "
+                "run only G' and the decoder.")
 st.markdown(f"**Setup:** {b.record.meta.get('setup_description', b.setup)}.  \n"
             f"**Detector:** `{b.detector_record.name}` — {bounding_note(b.detector.config.kind)}  \n"
-            f"**Generator:** K = {b.concepts} concepts; trained {b.record.meta.get('steps_done')} steps "
-            "(see its card on the home page).")
+            f"**Generator ({b.backend.upper()} version):** K = {b.concepts} concepts; trained "
+            f"{b.record.meta.get('steps_done')} steps (see its card on the home page).{psi_note}")
 
 st.header("1 · Pick an anomaly")
 images, labels = gallery(folder, 16)
@@ -79,7 +105,9 @@ def live(image: np.ndarray, caption: str) -> None:
     alpha = c1.slider("Target anomaly score alpha", 0.0, 1.0, 0.0, 0.05, key="cf_alpha",
                       help="0: what a normal version of this image would look like to the detector")
     k = c2.slider("Concept k", 1, b.concepts, 1, key="cf_k") if b.concepts > 1 else 1
-    e = cf.explain(b, image, alpha)
+    busy = st.spinner("DiffEdit psi for this image (runs once) …") if b.backend == "diffedit" else nullcontext()
+    with busy:
+        e = cf.explain(b, image, alpha)
     left, right = st.columns([1, 2])
     with left:
         fig = pc.single_figure(e.counterfactuals[k - 1],
@@ -95,9 +123,46 @@ def live(image: np.ndarray, caption: str) -> None:
     fig = pc.alpha_strip_figure(alphas, seq, reached, k - 1)
     st.plotly_chart(fig, key="cf_strip")
     figure_downloads(fig, f"alpha_sequence_k{k}", key="cf-strip")
+    if e.edit is not None:
+        fig = pc.diffedit_figure(e)
+        st.plotly_chart(fig, key="cf_diffedit")
+        figure_downloads(fig, "diffedit_psi", key="cf-diffedit")
+        st.caption("The plain DiffEdit edit psi(x) moves the image towards the normal class's prompt "
+                   "but knows nothing of the detector; G' starts from it and is trained so that the "
+                   "detector gives the target score alpha.")
 
 
 live(image, caption)
+
+if b.backend == "diffedit":
+    with st.expander("DiffEdit with your Stable Diffusion weights (a diffusers folder on disk)"):
+        st.caption("The paper's high-resolution setting: the same DiffEdit code with a local "
+                   "diffusers-format Stable Diffusion folder (nothing is downloaded). The image is "
+                   "scaled to the model's own size (512 px for SD 1.x); the detector scores the "
+                   "edit scaled back to 32 px. On CPU a full-size model takes minutes per image.")
+        sd_path = st.text_input("Stable Diffusion folder", key="cf_sd_path").strip()
+        c1, c2 = st.columns(2)
+        sd_source = c1.text_input("Source prompt (what the image shows; empty = anything)", "",
+                                  key="cf_sd_source")
+        sd_target = c2.text_input("Target prompt (the normal class)",
+                                  b.record.meta["psi"]["target_prompt"], key="cf_sd_target")
+        sd_steps = st.slider("DDIM steps", 4, 50, 20, key="cf_sd_steps")
+        if st.button("Run DiffEdit with this model", key="cf_sd_run", disabled=not sd_path):
+            try:
+                pipe = sd_pipeline(sd_path)
+            except WeightsError as exc:
+                st.error(f"Cannot use this folder: {exc}")
+            else:
+                if pipe.device.type != "cuda":
+                    st.warning("No CUDA GPU here: Stable Diffusion runs on the CPU (slow).")
+                with st.status("DiffEdit: mask, inversion, masked denoising …") as status:
+                    r = cf.stable_diffusion_edit(b, pipe, image, sd_source, sd_target, steps=sd_steps)
+                    status.update(label=f"DiffEdit done in {r['seconds']} s", state="complete")
+                fig = pc.sd_edit_figure(r["image"], r["mask"], r["edited"],
+                                        f"Stable Diffusion DiffEdit: \"{sd_source}\" -> \"{sd_target}\"; "
+                                        f"detector {r['score']:.3f} -> {r['edit_score']:.3f}")
+                st.plotly_chart(fig, key="cf_sd_fig")
+                figure_downloads(fig, "stable_diffusion_diffedit", key="cf-sd")
 
 st.header("3 · How good are these counterfactuals? (test set, alpha = 0)")
 metrics = b.record.metrics
@@ -113,3 +178,9 @@ else:
                f"xad's feature extractor `{metrics.get('feature_extractor')}` (a classifier trained on "
                "the dataset's labels), not Inception: compare FID_N only between xad runs.")
     table_download(table, f"{b.record.path.name}_metrics", key="cf-metrics-csv")
+    gan = cf.gan_counterpart(b.record) if b.backend == "diffedit" else None
+    if gan is not None:
+        st.subheader("GAN version vs DiffEdit version (same setup, same detector)")
+        both = pd.DataFrame(cf.side_by_side({f"GAN ({gan.name})": gan, f"DiffEdit ({b.record.name})": b.record}))
+        st.dataframe(both.astype(str), hide_index=True, width="stretch")
+        table_download(both, f"{b.record.path.name}_gan_vs_diffedit", key="cf-both-csv")

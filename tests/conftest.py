@@ -102,3 +102,22 @@ def tiny_cf_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  "--preset", "tiny", "--steps", "3", "--batch-size", "8",
                  "--out", str(root / "cegan" / "tiny")]) == 0
     return root / "cegan" / "tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_diffedit_cf_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The DiffEdit version, tiny: a detector for mnist:7 (HSC, 5 steps), a text-conditional latent
+    diffusion model (2 + 2 steps) and G' (3 steps on 8 psi-edited inputs), through the commands."""
+    from xad.cli import main
+
+    root = tmp_path_factory.mktemp("cf-diffedit-weights")
+    assert main(["train", "detector", "--setup", "mnist:7", "--kind", "hsc", "--preset", "tiny",
+                 "--steps", "5", "--batch-size", "16", "--out", str(root / "detector" / "tiny")]) == 0
+    assert main(["train", "diffedit", "--dataset", "mnist", "--preset", "tiny", "--vae-steps", "2",
+                 "--unet-steps", "2", "--batch-size", "8", "--eval-limit", "2",
+                 "--out", str(root / "diffedit" / "tiny")]) == 0
+    assert main(["train", "cegan", "--setup", "mnist:7", "--detector", str(root / "detector" / "tiny"),
+                 "--diffedit", str(root / "diffedit" / "tiny"), "--edit-images", "8", "--edit-steps", "4",
+                 "--eval-limit", "12", "--preset", "tiny", "--steps", "3", "--batch-size", "4",
+                 "--out", str(root / "cegan" / "tiny-diffedit")]) == 0
+    return root / "cegan" / "tiny-diffedit"

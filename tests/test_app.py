@@ -1,5 +1,6 @@
 """Every page under Streamlit's AppTest: renders without exception, main widgets move."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,37 @@ def test_counterfactual_page_moves_sliders_and_takes_uploads(tiny_cf_bundle: Pat
     rgba = np.random.default_rng(1).integers(0, 255, (100, 80, 4), np.uint8)
     at.file_uploader(key="cf_upload").set_value(("mine.png", _png(rgba), "image/png")).run()
     assert not at.exception and any("mine.png: every concept" in c for c in charts())
+
+
+def test_counterfactual_page_diffedit_backend(tiny_diffedit_cf_bundle: Path, tmp_path: Path) -> None:
+    """Backend switch to DiffEdit: psi's mask and plain edit beside G''s counterfactuals, the same
+    sliders, and DiffEdit with a Stable Diffusion (diffusers) folder from disk."""
+    from xad.models import diffedit as de
+    from xad.weights import load_model
+
+    at = AppTest.from_file(str(ROOT / "pages/counterfactuals.py"), default_timeout=TIMEOUT).run()
+    at.radio(key="cf_backend").set_value("DiffEdit").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="cf_diffedit_generator").set_value("Your weights folder …").run()
+    at.text_input(key="cf_diffedit_generator_folder").input(str(tiny_diffedit_cf_bundle)).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("DIFFEDIT version" in m.value and "digit seven" in m.value for m in at.markdown)
+    charts = lambda: [str(c.proto) for c in at.get("plotly_chart")]  # noqa: E731
+    assert any("DiffEdit mask" in c and "plain DiffEdit edit" in c for c in charts())
+    at.slider(key="cf_alpha").set_value(0.4).run()
+    assert not at.exception and any("k = 1, alpha = 0.40" in c for c in charts())
+    assert any(at.dataframe[0].value["metric"].str.contains("plain DiffEdit edit"))
+    # Stable Diffusion from disk: a bad folder gives a message, a diffusers folder runs
+    at.text_input(key="cf_sd_path").input(str(tmp_path)).run()
+    at.button(key="cf_sd_run").click().run()
+    assert any("Cannot use this folder" in e.value for e in at.error)
+    ldm, _ = load_model(json.loads((tiny_diffedit_cf_bundle / "config.json").read_text())["diffedit"],
+                        expect="TextLDM")
+    sd = de.save_as_diffusers(ldm, tmp_path / "sd")
+    at.text_input(key="cf_sd_path").input(str(sd)).run()
+    at.button(key="cf_sd_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Stable Diffusion DiffEdit" in c for c in charts())
 
 
 def test_latent_diffusion_page_slides_t_and_computes_a_sweep(tiny_ldm: Path, tmp_path: Path,

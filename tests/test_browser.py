@@ -224,6 +224,38 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
     shot(page, "counterfactuals")
 
 
+def test_counterfactual_diffedit_backend(page, server: str) -> None:  # noqa: ANN001
+    from xad.counterfactual import generators
+
+    if not any(r.meta.get("backend") == "diffedit" for r in generators()):
+        pytest.skip("no DiffEdit generator shipped")
+    from playwright.sync_api import expect
+
+    page.goto(f"{server}/counterfactuals")
+    settle(page)
+    page.get_by_test_id("stRadio").filter(has_text="Backend").get_by_text("DiffEdit", exact=True).click()
+    settle(page)
+    expect(page.locator(".js-plotly-plot").filter(has_text="DiffEdit mask").first).to_be_visible(timeout=120_000)
+    no_exception(page)
+    single = page.locator(".js-plotly-plot").first
+    before = single.screenshot()
+    alpha = _slide(page, "Target anomaly score alpha", 10)
+    assert alpha >= 0.3
+    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text(
+        f"alpha = {alpha:.2f}", timeout=60_000)
+    assert page.locator(".js-plotly-plot").first.screenshot() != before
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Target anomaly score alpha").get_by_role("slider")
+    thumb.focus()
+    thumb.press("Home")
+    settle(page)
+    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text("alpha = 0.00", timeout=60_000)
+    page.get_by_text("GAN version vs DiffEdit version").first.wait_for()
+    no_exception(page)
+    page.get_by_text("2 · Slide the target score").first.evaluate("e => e.scrollIntoView()")
+    page.wait_for_timeout(300)
+    shot(page, "counterfactuals_diffedit")
+
+
 def test_latent_diffusion_timestep_slider_changes_the_reconstructions(page, server: str) -> None:  # noqa: ANN001
     from xad.ldm import models
 

@@ -157,3 +157,67 @@ def test_tiles_figure_puts_each_tile_on_one_canvas() -> None:
     assert (canvas[20:30, 14:24] == red).all()
     h = heat_rgb(np.array([[0.0, 1.0]]), 4)
     assert (h[0, 0] == INFERNO[0]).all() and (h[0, -1] == INFERNO[255]).all()
+
+
+def test_latent_generator_maps_latents_and_the_objective_decodes() -> None:
+    """G' of the DiffEdit version: latents in, latents out (unbounded), every loss term through a
+    decoder; the image-space generator refuses latent channels."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    cfg = replace(GP["tiny"], space="latent", code_channels=4)
+    model = CEGAN(cfg)
+    z = torch.randn(4, 4, 16, 16) * 3
+    out = model(z, torch.tensor([0.0, 1.0, 0.5, 0.0]), torch.tensor([0, 1, 0, 1]))
+    assert out.shape == z.shape and out.abs().max() > 1  # not squashed into [0, 1]
+    up = torch.nn.Upsample(scale_factor=2)
+    decode = lambda t: torch.sigmoid(up(t[:, :3]))  # noqa: E731 - a stand-in A_dec
+    phi = Detector(DP["tiny"]).eval()
+    d, total, logs = losses(model, phi, z, torch.rand(4, 3, 32, 32), torch.Generator().manual_seed(0),
+                            decode=decode, images=torch.rand(4, 3, 32, 32))
+    assert set(logs) == {"d", "g", "phi", "rec", "cyc", "con"} and torch.isfinite(total)
+    total.backward()
+    assert model.generator.stem.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="code_channels"):
+        replace(GP["tiny"], code_channels=4)
+
+
+def test_diffedit_backend_explains_with_mask_edit_and_metrics(tiny_diffedit_cf_bundle: Path) -> None:
+    cfg = json.loads((tiny_diffedit_cf_bundle / "config.json").read_text())
+    assert cfg["backend"] == "diffedit" and cfg["config"]["space"] == "latent"
+    assert cfg["psi"]["target_prompt"] == "digit seven" and cfg["psi"]["source_prompt"] == ""
+    m = cfg["metrics"]
+    assert m["backend"] == "diffedit" and m["n_anomalies"] == 12
+    for key in ("plain_edit_auroc_normal_vs_edit", "plain_edit_mean_score", "seconds_psi_per_image",
+                "auroc_normal_vs_ce", "concept_accuracy"):
+        assert m[key] is not None, key
+    card = (tiny_diffedit_cf_bundle / "card.md").read_text()
+    assert "DiffEdit version" in card and "plain DiffEdit edit" in card
+    b = cf.load_bundle(tiny_diffedit_cf_bundle)
+    assert b.backend == "diffedit" and b.ldm is not None
+    images, _ = cf.test_anomalies(b, 3)
+    e = cf.explain(b, images[0], alpha=0.0)
+    assert e.counterfactuals.shape == (2, 32, 32, 3) and e.edit.shape == (32, 32, 3)
+    assert e.edit_mask.shape == (32, 32) and set(np.unique(e.edit_mask)) <= {0.0, 1.0}
+    assert 0 <= e.edit_score <= 1
+    # psi ran once for this image: a slider move only runs G' and the decoder
+    cached = len(b.psi_cache)
+    again = cf.explain(b, images[0], alpha=0.7)
+    assert len(b.psi_cache) == cached and not np.array_equal(again.counterfactuals, e.counterfactuals)
+    np.testing.assert_array_equal(cf.generate(b, images, 0.3, 1), cf.generate(b, images, 0.3, 1))
+    # a fresh bundle computes the same psi (seeded), so the same counterfactuals
+    np.testing.assert_allclose(cf.generate(cf.load_bundle(tiny_diffedit_cf_bundle), images, 0.3, 1),
+                               cf.generate(b, images, 0.3, 1), atol=1e-5)
+
+
+def test_bf16_default_follows_the_cpu_and_the_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xad import precision
+    from xad.audit import AuditParams
+
+    monkeypatch.setenv("XAD_BF16", "0")
+    assert precision.bf16_is_fast() is False and AuditParams().bf16 is False
+    assert CEGANSettings().bf16 is False and "fp32" in precision.describe()
+    monkeypatch.setenv("XAD_BF16", "1")
+    assert precision.bf16_is_fast() is True and AuditParams().bf16 is True
+    monkeypatch.delenv("XAD_BF16")
+    assert precision.bf16_is_fast() == precision._native_bf16()

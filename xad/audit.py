@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from joblib import Parallel, delayed
 
+from xad.precision import bf16_is_fast
 from xad import REPO_ROOT, __version__, portable
 from xad.data.mvtec import MVTecDataset
 from xad.data.transforms import DataError
@@ -58,7 +59,7 @@ class AuditParams:
     map_mode: str = "gray_max"
     calibration: str = "test"
     resample: str = "nearest"
-    bf16: bool = True
+    bf16: bool = field(default_factory=bf16_is_fast)
     limit: int | None = None
     engine: str = "fast"  # "fast" (xad's engine) or "reference" (lime/shap/skimage as published, fp32)
 

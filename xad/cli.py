@@ -97,13 +97,15 @@ def _audit(args: argparse.Namespace) -> int:
 
     from xad.audit import AuditParams, run_audit, test_refs
     from xad.data.catalog import resolve_mvtec
+    from xad.precision import bf16_is_fast
     from xad.weights import load_model
 
     model, record = load_model(args.weights, expect="VAEGAN")
     params = AuditParams(setups=tuple(s.strip().upper() for s in args.setups.split(",")),
                          segments=args.segments, samples=args.samples, seed=args.seed,
                          error_variant=args.variant, calibration=args.calibration, limit=args.limit,
-                         bf16=args.precision == "bf16", engine=args.engine)
+                         bf16=bf16_is_fast() if args.precision == "auto" else args.precision == "bf16",
+                         engine=args.engine)
     ds = resolve_mvtec(args.data, args.category)
     bar = tqdm(total=len(test_refs(ds, args.limit)), desc="audit", unit="sample")
 
@@ -154,8 +156,19 @@ def _train_cegan(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("lambda_rec", args.lambda_rec), ("lambda_phi", args.lambda_phi),
                                    ("lambda_r", args.lambda_r), ("lambda_gan", args.lambda_gan),
                                    ("alpha_sampling", args.alpha_sampling)) if v is not None}
+    command = "python -m xad " + shlex.join(args.argv)
+    if args.diffedit is not None:
+        from xad.train import cegan_diffedit as cd
+
+        if not 0.0 < args.strength <= 1.0:
+            raise DataError("--strength must be in (0, 1]")
+        psi = cd.PsiSettings(target_prompt=args.target_prompt, strength=args.strength,
+                             steps=args.edit_steps, guidance=args.guidance, seed=args.seed)
+        print(cd.run(args.setup, args.detector, args.diffedit, args.out, settings, psi, args.concepts,
+                     args.preset, args.data, args.edit_images, command, overrides, args.eval_limit))
+        return 0
     print(run(args.setup, args.detector, args.out, settings, args.concepts, args.preset, args.data,
-              command="python -m xad " + shlex.join(args.argv), overrides=overrides))
+              command=command, overrides=overrides))
     return 0
 
 
@@ -163,7 +176,7 @@ def _evaluate_cegan(args: argparse.Namespace) -> int:
     from xad.counterfactual import evaluate, evaluate_folder, load_bundle
 
     if args.out is None:
-        folder = evaluate_folder(args.weights, args.data)
+        folder = evaluate_folder(args.weights, args.data, args.limit)
         print(json.dumps(json.loads((folder / "config.json").read_text())["metrics"], indent=2))
         return 0
     metrics = evaluate(load_bundle(args.weights), args.data, args.limit)
@@ -226,15 +239,11 @@ def _diffedit(args: argparse.Namespace) -> int:
         raise DataError("--strength must be in (0, 1]")
     if args.steps < 1 or int(args.steps * args.strength) < 1:
         raise DataError("--steps x --strength must be at least 1")
-    image = read_image(args.image)
     if args.weights is not None:
-        model, _ = load_model(args.weights, expect="TextLDM")
-        pipe = de.pipeline(model)
-        size = model.config.image_size
-        if image.shape[:2] != (size, size):  # the small model knows one size: resize to it
-            image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
+        pipe = de.pipeline(load_model(args.weights, expect="TextLDM")[0])
     else:
         pipe = de.load_stable_diffusion(args.sd_model)
+    image = de.fit_image(pipe, read_image(args.image))  # the model's own size (32 px; SD 512 px)
     r = de.diffedit(pipe, image, args.source, args.target, strength=args.strength, steps=args.steps,
                     guidance=args.guidance, seed=args.seed)
     Image.fromarray(np.rint(r.edited[0] * 255).astype(np.uint8)).save(args.out)
@@ -349,8 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--calibration", choices=["test", "heldout"], default="test",
                     help="fit tau* on the test labels (the paper) or on a held-out half")
     au.add_argument("--limit", type=int, default=None, help="only the first N test samples")
-    au.add_argument("--precision", choices=["bf16", "fp32"], default="bf16",
-                    help="the model's precision for the explainers' perturbed images (x' is always fp32)")
+    au.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                    help="the model's precision for the explainers' perturbed images (x' is always "
+                         "fp32); auto: bf16 where the CPU computes it natively (AMX), else fp32")
     au.add_argument("--engine", choices=["fast", "reference"], default="fast",
                     help="xad's vectorised engine, or lime/shap/skimage called as published (fp32; slow)")
     au.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
@@ -403,6 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("lambda-rec", "lambda-phi", "lambda-r", "lambda-gan"):
         cg.add_argument(f"--{name}", type=float, default=None)
     cg.add_argument("--alpha-sampling", choices=["uniform", "extremes"], default=None)
+    cg.add_argument("--diffedit", type=Path, default=None,
+                    help="train the DiffEdit version: G' on latents edited by DiffEdit with this "
+                         "diffedit weights folder (python -m xad train diffedit)")
+    cg.add_argument("--edit-images", type=int, default=2000,
+                    help="DiffEdit: training inputs edited once by psi (normal + OE share)")
+    cg.add_argument("--target-prompt", default="",
+                    help='DiffEdit: the normal class\'s prompt (default from the setup: "digit seven")')
+    cg.add_argument("--strength", type=float, default=0.5, help="DiffEdit: mask and inpaint strength")
+    cg.add_argument("--edit-steps", type=int, default=20, help="DiffEdit: DDIM steps")
+    cg.add_argument("--guidance", type=float, default=7.5, help="DiffEdit: guidance scale")
+    cg.add_argument("--eval-limit", type=int, default=500,
+                    help="DiffEdit: test anomalies (and normal images) for the card's metrics")
     cg.set_defaults(func=_train_cegan)
     ld = tr.add_parser("ldm", help="latent diffusion + same-class classifier (Wang & Tavakkoli)")
     ld.add_argument("--setting", required=True,
@@ -441,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     evc = ev.add_parser("cegan", help="AuROC normal vs CE, FID_N, concept accuracy, MSE/SSIM")
     evc.add_argument("--weights", type=Path, required=True, help="a cegan weights folder")
     evc.add_argument("--data", default=None)
-    evc.add_argument("--limit", type=int, default=2000, help="test images per class (with --out)")
+    evc.add_argument("--limit", type=int, default=None,
+                     help="test images per class (default 2000; 500 for a DiffEdit generator)")
     evc.add_argument("--out", type=Path, default=None,
                      help="write the metrics JSON here (default: rewrite the folder's card)")
     evc.set_defaults(func=_evaluate_cegan)

@@ -5,11 +5,18 @@ A *bundle* is a trained generator (a ``cegan`` weights folder) with the detector
 against and the dataset's FID feature extractor. Everything the counterfactual page shows comes
 from the functions here: one image's counterfactual for a target score alpha and concept k, all
 concepts side by side, the alpha sequence from 1 to 0, and the paper's metrics on the test set.
+
+Two backends share this code: the GAN version (G maps images) and the DiffEdit version
+(``backend == "diffedit"``: G(x) = A_dec(G'(psi(A_enc(x)), alpha, k)) with a text-conditional latent
+diffusion model; psi, the DiffEdit edit towards the normal class, runs once per image and is kept in
+the bundle, so moving a slider only runs G' and the decoder).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +29,7 @@ from xad.explain.reconstruction import to_tensor
 from xad.metrics import counterfactual as cm
 from xad.models.cegan import CEGAN
 from xad.models.detectors import Detector
+from xad.models.diffedit import TextLDM
 from xad.models.features import FeatureNet
 from xad.weights import (WEIGHTS_DIR, ModelRecord, WeightsError, find_model, list_models, load_model, read_record,
                          write_metrics)
@@ -34,7 +42,8 @@ PAPER = {"cmnist": {"bce": (55.6, 56), "hsc": (55.8, 95), "dsvdd": (61.5, 83)},
 
 @dataclass
 class Bundle:
-    """generator: the CEGAN (G, D, R); detector: phi; features: FID extractor or None."""
+    """generator: the CEGAN (G, D, R); detector: phi; features: FID extractor or None; ldm: the
+    DiffEdit backend's text-conditional latent diffusion model (None for the GAN version)."""
 
     generator: CEGAN
     detector: Detector
@@ -42,6 +51,14 @@ class Bundle:
     record: ModelRecord
     detector_record: ModelRecord
     features_record: ModelRecord | None
+    ldm: TextLDM | None = None
+    ldm_record: ModelRecord | None = None
+    psi_cache: dict = field(default_factory=dict, repr=False)  # image hash -> (latent, mask, edit)
+
+    @property
+    def backend(self) -> str:
+        """"gan" or "diffedit"."""
+        return "diffedit" if self.generator.config.space == "latent" else "gan"
 
     @property
     def setup(self) -> str:
@@ -81,7 +98,45 @@ def load_bundle(folder: str | Path) -> Bundle:
     feat_rec = feature_extractor_for(rec.meta.get("setup", ""), [Path(folder).resolve().parent.parent,
                                                                   WEIGHTS_DIR])
     feat = load_model(feat_rec.path, expect="FeatureNet")[0] if feat_rec else None
-    return Bundle(gen, det, feat, rec, det_rec, feat_rec)
+    ldm = ldm_rec = None
+    if gen.config.space == "latent":
+        if not rec.meta.get("diffedit") or not rec.meta.get("psi"):
+            raise WeightsError(f"{folder}: a DiffEdit generator's config.json must name its latent "
+                               "diffusion model (meta 'diffedit') and psi's settings (meta 'psi')")
+        ldm, ldm_rec = load_model(resolve(rec.meta["diffedit"]), expect="TextLDM")
+        if ldm.config.latent_channels != gen.config.code_channels:
+            raise WeightsError(f"{folder}: G' maps {gen.config.code_channels}-channel latents, but "
+                               f"{ldm_rec.name} makes {ldm.config.latent_channels}-channel ones")
+    return Bundle(gen, det, feat, rec, det_rec, feat_rec, ldm, ldm_rec)
+
+
+def _image_key(image: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def psi(b: Bundle, images: np.ndarray, progress: object = None
+        ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """DiffEdit's psi on (N, 32, 32, 3) uint8 images with the generator's training settings:
+    (latents (N, C, h, w), masks (N, 32, 32), plain edits (N, 32, 32, 3) float). Each image's
+    result is kept in the bundle, so it is computed once. ``progress(done, total)``: optional."""
+    from xad.models.diffedit import diffedit, pipeline
+
+    if b.ldm is None:
+        raise ValueError("psi needs the DiffEdit backend")
+    keys = [_image_key(x) for x in images]
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}  # each distinct image once
+    missing = [first[k] for k in dict.fromkeys(keys) if k not in b.psi_cache]
+    if missing:
+        p = b.record.meta["psi"]
+        r = diffedit(pipeline(b.ldm), images[missing], p["source_prompt"], p["target_prompt"],
+                     strength=p["strength"], steps=p["steps"], guidance=p["guidance"], seed=p["seed"],
+                     progress=progress)
+        for j, i in enumerate(missing):
+            b.psi_cache[keys[i]] = (r.edited_latents[j], r.masks[j], r.edited[j])
+    got = [b.psi_cache[k] for k in keys]
+    if not got:
+        return torch.zeros(0), np.zeros((0, 32, 32), np.float32), np.zeros((0, 32, 32, 3), np.float32)
+    return torch.stack([g[0] for g in got]), np.stack([g[1] for g in got]), np.stack([g[2] for g in got])
 
 
 @torch.inference_mode()
@@ -93,9 +148,16 @@ def generate(b: Bundle, images: np.ndarray, alpha: float | np.ndarray, k: int | 
     kk = np.broadcast_to(np.asarray(k, np.int64), (n,))
     if kk.size and (kk.min() < 0 or kk.max() >= b.concepts):
         raise ValueError(f"concept k must be in 1..{b.concepts}")
-    out = [b.generator(to_tensor(images[i: i + batch_size]), torch.from_numpy(a[i: i + batch_size].copy()),
-                       torch.from_numpy(kk[i: i + batch_size].copy())).permute(0, 2, 3, 1).numpy()
-           for i in range(0, n, batch_size)]
+    if b.backend == "diffedit":
+        from xad.models.diffedit import decode
+
+        codes = psi(b, np.asarray(images))[0]
+        g = lambda i: decode(b.ldm, b.generator(codes[i: i + batch_size], torch.from_numpy(  # noqa: E731
+            a[i: i + batch_size].copy()), torch.from_numpy(kk[i: i + batch_size].copy())))
+    else:
+        g = lambda i: b.generator(to_tensor(images[i: i + batch_size]), torch.from_numpy(  # noqa: E731
+            a[i: i + batch_size].copy()), torch.from_numpy(kk[i: i + batch_size].copy()))
+    out = [g(i).permute(0, 2, 3, 1).numpy() for i in range(0, n, batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 32, 32, 3), np.float32)
 
 
@@ -136,6 +198,11 @@ class Explanation:
     counterfactuals: np.ndarray  # (K, 32, 32, 3) float in [0, 1]
     ce_scores: np.ndarray  # (K,)
     changes: np.ndarray  # (K, 32, 32)
+    # DiffEdit backend only: psi's mask, its plain edit towards the normal class and that edit's score
+    edit_mask: np.ndarray | None = None
+    edit: np.ndarray | None = None
+    edit_score: float | None = None
+    edit_change: np.ndarray | None = None  # |x - psi(x)|
 
 
 def explain(b: Bundle, image: np.ndarray, alpha: float = 0.0) -> Explanation:
@@ -143,8 +210,13 @@ def explain(b: Bundle, image: np.ndarray, alpha: float = 0.0) -> Explanation:
     x = prepare(image)
     xs = np.repeat(x[None], b.concepts, 0)
     ce = generate(b, xs, alpha, np.arange(b.concepts))
+    extra = {}
+    if b.backend == "diffedit":
+        _, mask, edit = psi(b, x[None])
+        extra = {"edit_mask": mask[0], "edit": edit[0], "edit_score": float(scores(b, edit)[0]),
+                 "edit_change": change_map(x, edit[0])}
     return Explanation(x, float(scores(b, x[None])[0]), float(alpha), ce, scores(b, ce),
-                       np.stack([change_map(x, c) for c in ce]))
+                       np.stack([change_map(x, c) for c in ce]), **extra)
 
 
 def alpha_sequence(b: Bundle, image: np.ndarray, k: int, alphas: np.ndarray | None = None
@@ -166,20 +238,35 @@ def test_anomalies(b: Bundle, n: int = 24, data_path: str | None = None, seed: i
     return data.x_test[pick], data.labels_test[pick]
 
 
-def evaluate(b: Bundle, data_path: str | None = None, limit: int = 2000, seed: int = 0) -> dict:
-    """The paper's metrics on (up to ``limit``) test anomalies and normal test images, alpha = 0.
+def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, seed: int = 0) -> dict:
+    """The paper's metrics on (up to ``limit``; default 2000, 500 for DiffEdit) test anomalies and
+    normal test images, alpha = 0.
 
     Returns auroc_normal_vs_ce (per concept and all), fid_n (% ; None without an extractor),
     concept_accuracy (R on the held-out CEs), mse and ssim (anomaly vs CE), the detector's mean
-    score on anomalies before and on their CEs after, and the counts used.
+    score on anomalies before and on their CEs after, and the counts used. For DiffEdit also the
+    plain edit psi(x)'s AuROC, mean score, MSE and SSIM, and seconds per image for psi and for G'.
     """
+    limit = limit or (500 if b.backend == "diffedit" else 2000)
     data = semantic.load_setup(b.setup, data_path)
     rng = np.random.default_rng(seed)
     anomalies = data.anomalies_test[rng.permutation(len(data.anomalies_test))[:limit]]
     normal = data.normal_test[rng.permutation(len(data.normal_test))[:limit]]
     s_normal, s_anom = scores(b, normal), scores(b, anomalies)
     x = anomalies.astype(np.float32) / 255
+    extra: dict = {}
+    if b.backend == "diffedit":
+        t0 = time.perf_counter()
+        _, masks, edits = psi(b, anomalies)
+        s_edit = scores(b, edits)
+        extra = {"seconds_psi_per_image": round((time.perf_counter() - t0) / max(1, len(anomalies)), 4),
+                 "plain_edit_auroc_normal_vs_edit": round(cm.auroc_normal_vs_ce(s_normal, s_edit), 4),
+                 "plain_edit_mean_score": round(float(s_edit.mean()), 4),
+                 "plain_edit_mask_fraction": round(float(masks.mean()), 4),
+                 "plain_edit_mse": round(float(cm.mse(x, edits).mean()), 5),
+                 "plain_edit_ssim": round(float(cm.ssim(x[:500], edits[:500]).mean()), 4)}
     per_k, ces, logits, ks = {}, [], [], []
+    t0 = time.perf_counter()
     for k in range(b.concepts):
         ce = generate(b, anomalies, 0.0, k)
         s_ce = scores(b, ce)
@@ -189,7 +276,8 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int = 2000, seed: i
         logits.append(concept_logits(b, anomalies, ce))
         ks.append(np.full(len(ce), k))
     all_ce = np.concatenate(ces)
-    out = {"n_anomalies": len(anomalies), "n_normal": len(normal),
+    seconds_g = (time.perf_counter() - t0) / max(1, len(all_ce))  # includes scoring and R
+    out = {"backend": b.backend, "n_anomalies": len(anomalies), "n_normal": len(normal),
            "detector_auroc_normal_vs_anomalies": round(cm.auroc_normal_vs_ce(s_normal, s_anom), 4),
            "auroc_normal_vs_ce": round(cm.auroc_normal_vs_ce(s_normal, scores(b, all_ce)), 4),
            **per_k,
@@ -198,7 +286,8 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int = 2000, seed: i
            "concept_accuracy": round(cm.concept_accuracy(np.concatenate(logits), np.concatenate(ks)), 4),
            "mse": round(float(np.mean([cm.mse(x, c).mean() for c in ces])), 5),
            "ssim": round(float(np.mean([cm.ssim(x[:500], c[:500]).mean() for c in ces])), 4),
-           "fid_n": None, "feature_extractor": None}
+           "seconds_per_ce_batched": round(seconds_g, 5),
+           "fid_n": None, "feature_extractor": None, **extra}
     if b.features is not None:
         from xad.train.features import features
 
@@ -227,16 +316,69 @@ def metrics_table(metrics: dict, setup: str, kind: str) -> list[dict]:
                        f"{metrics.get('mean_score_ce', float('nan')):.3f}", "paper": None},
         {"metric": "minimality: MSE anomaly vs CE", "this model": metrics.get("mse"), "paper": None},
         {"metric": "minimality: SSIM anomaly vs CE", "this model": metrics.get("ssim"), "paper": None},
-    ]
+    ] + ([] if "plain_edit_mean_score" not in metrics else [
+        {"metric": "plain DiffEdit edit psi(x): AuROC normal vs edit (%)",
+         "this model": pct(metrics.get("plain_edit_auroc_normal_vs_edit")), "paper": None},
+        {"metric": "plain DiffEdit edit: detector's mean score anomalies -> edits",
+         "this model": f"{metrics.get('mean_score_anomalies', float('nan')):.3f} -> "
+                       f"{metrics['plain_edit_mean_score']:.3f}", "paper": None},
+        {"metric": "plain DiffEdit edit: MSE / SSIM vs anomaly; share of pixels in the mask",
+         "this model": f"{metrics.get('plain_edit_mse')} / {metrics.get('plain_edit_ssim')}; "
+                       f"{metrics.get('plain_edit_mask_fraction')}", "paper": None},
+        {"metric": "CPU seconds per image: psi (DiffEdit, once per image) / G' + decoder",
+         "this model": f"{metrics.get('seconds_psi_per_image')} / {metrics.get('seconds_per_ce_batched')}",
+         "paper": None},
+    ])
 
 
-def evaluate_folder(folder: str | Path, data_path: str | None = None) -> Path:
+def gan_counterpart(r: ModelRecord, roots: list[str | Path] | None = None) -> ModelRecord | None:
+    """The GAN-version generator trained for the same setup against the same detector as the
+    DiffEdit generator ``r`` (for the side-by-side table), or None."""
+    return next((g for g in generators(roots) if g.meta.get("backend", "gan") == "gan"
+                 and g.meta.get("setup") == r.meta.get("setup") and g.metrics
+                 and Path(resolve(g.meta.get("detector", ""))).resolve()
+                 == Path(resolve(r.meta.get("detector", ""))).resolve()), None)
+
+
+def side_by_side(records: dict[str, ModelRecord]) -> list[dict]:
+    """Rows (metric, one column per named generator, paper) from each record's measured metrics."""
+    tables = {name: metrics_table(r.metrics, r.meta.get("setup", ""), r.meta.get("detector_kind", ""))
+              for name, r in records.items()}
+    metrics = list(dict.fromkeys(row["metric"] for t in tables.values() for row in t))
+    rows = []
+    for m in metrics:
+        found = {name: next((row for row in t if row["metric"] == m), None) for name, t in tables.items()}
+        paper = next((row["paper"] for row in found.values() if row and row["paper"] is not None), None)
+        rows.append({"metric": m, **{name: "" if row is None else row["this model"] for name, row in found.items()},
+                     "paper": paper})
+    return rows
+
+
+def evaluate_folder(folder: str | Path, data_path: str | None = None, limit: int | None = None) -> Path:
     """Measure a generator folder and write the metrics into its config.json and card."""
     b = load_bundle(folder)
-    metrics = evaluate(b, data_path)
+    metrics = evaluate(b, data_path, limit)
     write_metrics(folder, metrics)
     (Path(folder) / "card.md").write_text(card(read_record(folder), b))
     return Path(folder)
+
+
+def _method(r: ModelRecord) -> str:
+    meta, c = r.meta, r.config
+    if meta.get("backend") != "diffedit":
+        return f"""Concept-disentangled counterfactual GAN of Liznerski et al., "Reimagining Anomalies": G(x, alpha, k)
+with K = {c['concepts']} concepts, trained against the frozen detector `{meta.get('detector')}`."""
+    p = meta.get("psi", {})
+    return f"""DiffEdit version of Liznerski et al., "Reimagining Anomalies": G(x, alpha, k) =
+A_dec(G'(psi(A_enc(x)), alpha, k)) with K = {c['concepts']} concepts, trained against the frozen
+detector `{meta.get('detector')}`. A_enc, A_dec and psi come from the text-conditional latent
+diffusion model `{meta.get('diffedit')}`; psi is diffusers' DiffEdit with target prompt
+"{p.get('target_prompt')}" (the normal class) and source prompt "{p.get('source_prompt')}" (empty =
+unconditional: an anomaly's class is unknown when it is explained), strength {p.get('strength')},
+{p.get('steps')} DDIM steps, guidance {p.get('guidance')}, seed {p.get('seed')}. psi ran once per
+training image before training ({meta.get('psi_seconds')} s); G' (a latent-to-latent U-Net) was
+trained with the GAN version's losses, D and R looking at decoded images, L_rec and L_cyc comparing
+decoded images with the input; L_cyc feeds G''s output latent back to G' without re-running psi."""
 
 
 def card(r: ModelRecord, b: Bundle) -> str:
@@ -247,8 +389,7 @@ def card(r: ModelRecord, b: Bundle) -> str:
                        f"{m.get(f'mean_score_ce_k{k + 1}', float('nan')):.3f}" for k in range(c["concepts"]))
     return f"""# Counterfactual generator ({r.preset} preset) — {meta.get('setup')}, {meta.get('detector_kind', '').upper()} detector
 
-Concept-disentangled counterfactual GAN of Liznerski et al., "Reimagining Anomalies": G(x, alpha, k)
-with K = {c['concepts']} concepts, trained against the frozen detector `{meta.get('detector')}`.
+{_method(r)}
 {meta.get('setup_description')}.
 
 - **Command:** `{meta.get('command', '')}`
@@ -271,3 +412,21 @@ with K = {c['concepts']} concepts, trained against the frozen detector `{meta.ge
 
 Per concept: {per_k}.
 """
+
+
+def stable_diffusion_edit(b: Bundle, pipe, image: np.ndarray, source: str, target: str,  # noqa: ANN001
+                          strength: float = 0.5, steps: int = 20, guidance: float = 7.5, seed: int = 0
+                          ) -> dict:
+    """DiffEdit with a Stable Diffusion pipeline from disk (:func:`xad.models.diffedit.load_stable_diffusion`)
+    on one image at the pipeline's own size, and the bundle's detector on the edit scaled back to
+    32 px: {"image", "mask", "edited" (native size), "score", "edit_score", "seconds"}."""
+    from xad.models.diffedit import diffedit, fit_image
+
+    x = fit_image(pipe, prepare(image))
+    t0 = time.perf_counter()
+    r = diffedit(pipe, x, source, target, strength=strength, steps=steps, guidance=guidance, seed=seed,
+                 batch_size=1)
+    seconds = time.perf_counter() - t0
+    small = resize_image(np.clip(np.rint(r.edited[0] * 255), 0, 255).astype(np.uint8), 32)
+    return {"image": x, "mask": r.masks[0], "edited": r.edited[0], "seconds": round(seconds, 2),
+            "score": float(scores(b, prepare(image)[None])[0]), "edit_score": float(scores(b, small[None])[0])}

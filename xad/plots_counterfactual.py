@@ -85,3 +85,20 @@ def alpha_strip_figure(alphas: np.ndarray, images: np.ndarray, reached: np.ndarr
 def single_figure(image: np.ndarray, title: str) -> go.Figure:
     """One counterfactual, large (the live slider view)."""
     return tiles_figure([[display_rgb(image, 320)]], [[""]], title)
+
+
+def diffedit_figure(e, title: str = "") -> go.Figure:  # noqa: ANN001 - an Explanation
+    """DiffEdit backend: the anomaly, psi's mask, the plain DiffEdit edit towards the normal class
+    (with the detector's score) and the change the plain edit made."""
+    if e.edit is None:
+        raise ValueError("this explanation has no DiffEdit edit (GAN backend)")
+    tiles = [display_rgb(e.image), heat_rgb(e.edit_mask), display_rgb(e.edit), heat_rgb(e.edit_change)]
+    names = [f"anomaly · score {e.score:.3f}", f"DiffEdit mask ({100 * e.edit_mask.mean():.0f} % of pixels)",
+             f"plain DiffEdit edit · score {e.edit_score:.3f}", "change |x - psi(x)|"]
+    return tiles_figure([tiles], [names], title or "DiffEdit psi: the edit towards the normal class that G' starts from")
+
+
+def sd_edit_figure(image: np.ndarray, mask: np.ndarray, edited: np.ndarray, title: str) -> go.Figure:
+    """A Stable Diffusion DiffEdit: input, mask and edit (any size; shown at 256 px)."""
+    return tiles_figure([[display_rgb(image, 256), heat_rgb(mask, 256), display_rgb(edited, 256)]],
+                        [["input", "DiffEdit mask", "edit"]], title)

@@ -1,8 +1,9 @@
 """Running a reconstruction model on images, and the reconstruction-error function that the
 explainers explain.
 
-Heavy inference runs under ``torch.autocast("cpu", bfloat16)`` with channels-last tensors (several
-times faster on CPUs with AMX); fp32 is the reference and tests check that the two agree.
+Heavy inference runs under ``torch.autocast("cpu", bfloat16)`` with channels-last tensors where the
+CPU computes bf16 natively (several times faster with AMX; :mod:`xad.precision`), else in fp32; fp32
+is the reference and tests check that the two agree.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from xad.precision import bf16_is_fast
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -22,9 +25,12 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruct(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64,
-                bf16: bool = True) -> np.ndarray:
-    """x' = model.reconstruct(x) for (N, H, W, 3) images -> (N, H, W, 3) float32 in [0, 1]."""
+                bf16: bool | None = None) -> np.ndarray:
+    """x' = model.reconstruct(x) for (N, H, W, 3) images -> (N, H, W, 3) float32 in [0, 1].
+
+    bf16: autocast on or off; None: on where the CPU computes bf16 natively."""
     model.eval()
+    bf16 = bf16_is_fast() if bf16 is None else bf16
     if bf16:
         model = model.to(memory_format=torch.channels_last)
     out = []
@@ -39,7 +45,7 @@ def reconstruct(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64
 
 
 def error_function(model: torch.nn.Module, variant: str = "sse", batch_size: int = 64,
-                   bf16: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+                   bf16: bool | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """f(x~): the reconstruction error of each perturbed image, the model called on every one.
 
     variant "sse": sum over pixels and channels of (d(mu(x~)) - x~)^2 (the reference's function);

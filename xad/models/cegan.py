@@ -7,6 +7,11 @@ is encoded to 1/4 resolution, passed through residual blocks that receive an emb
 (alpha, k), and decoded with skip connections into a colour c and a soft mask m; the output is
 m c + (1 - m) x, so "change nothing" (m = 0) is easy to learn (minimal changes). The loss weights, K and the alpha sampling
 are config fields, so a weights folder records how its generator was trained.
+
+The same classes serve the DiffEdit version of the paper (``space = "latent"``): there G is the
+paper's G', a map between latents of a latent diffusion model's autoencoder (``code_channels``
+planes, unbounded values, the output m c + (1 - m) z with a linear c), while D and R still look at
+decoded images (:mod:`xad.train.cegan` decodes G's output before they see it).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from xad.weights import register
 
 ALPHA_SAMPLING = ("uniform", "extremes")
+SPACES = ("image", "latent")
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,16 @@ class CEGANConfig:
     lambda_r: float = 1.0
     alpha_sampling: str = "extremes"  # "uniform" in [0, 1], or "extremes": 0 or 1 half the time
     pseudo_anomaly_fraction: float = 0.25  # share of a batch replaced by G(x, alpha >> phi(x), k)
+    # what G maps: RGB images in [0, 1] (the GAN version), or an autoencoder's latents (G' of the
+    # DiffEdit version: code_channels planes, any real values)
+    space: str = "image"
+    code_channels: int = 3
 
     def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES}")
+        if self.space == "image" and self.code_channels != 3:
+            raise ValueError("an image-space generator maps RGB images: code_channels must be 3")
         if self.alpha_sampling not in ALPHA_SAMPLING:
             raise ValueError(f"alpha_sampling must be one of {ALPHA_SAMPLING}")
         if self.concepts < 1:
@@ -70,10 +84,11 @@ class Generator(nn.Module):
     def __init__(self, c: CEGANConfig) -> None:
         super().__init__()
         self.k = c.concepts
+        self.latent = c.space == "latent"
         cond = 32
         self.embed = nn.Sequential(nn.Linear(1 + c.concepts, cond), nn.ReLU(), nn.Linear(cond, cond))
         chs = c.g_channels
-        self.stem = nn.Conv2d(3 + 2, chs[0], 3, padding=1)
+        self.stem = nn.Conv2d(c.code_channels + 2, chs[0], 3, padding=1)
         self.down = nn.ModuleList(nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in zip(chs, chs[1:]))
         self.down.insert(0, nn.Conv2d(chs[0], chs[0], 4, stride=2, padding=1))
         self.blocks = nn.ModuleList(_Res(chs[-1], cond) for _ in range(c.g_blocks))
@@ -81,18 +96,20 @@ class Generator(nn.Module):
         for a, b in zip(rev, rev[1:] + [chs[0]]):
             ups.append(nn.ConvTranspose2d(2 * a, b, 4, stride=2, padding=1))
         self.up = nn.ModuleList(ups)
-        self.out = nn.Conv2d(2 * chs[0], 4, 3, padding=1)  # colour (3) and where to use it (1)
+        self.cc = c.code_channels
+        self.out = nn.Conv2d(2 * chs[0], self.cc + 1, 3, padding=1)  # colour (cc), where to use it (1)
         with torch.no_grad():
-            self.out.bias[3] = -3.0  # start close to the identity: change little
+            self.out.bias[self.cc] = -3.0  # start close to the identity: change little
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """x: (B, 3, H, W) in [0, 1]; alpha: (B,) in [0, 1]; k: (B,) long in 0..K-1."""
+        """x: (B, 3, H, W) in [0, 1] (or (B, code_channels, h, w) latents); alpha: (B,) in
+        [0, 1]; k: (B,) long in 0..K-1."""
         b, _, h, w = x.shape
         onehot = F.one_hot(k, self.k).float()
         c = self.embed(torch.cat([alpha[:, None].float(), onehot], 1))
         planes = torch.cat([alpha.view(b, 1, 1, 1).expand(b, 1, h, w).float(),
                             (k.float() / max(1, self.k - 1)).view(b, 1, 1, 1).expand(b, 1, h, w)], 1)
-        hcur = F.relu(self.stem(torch.cat([x * 2 - 1, planes], 1)))
+        hcur = F.relu(self.stem(torch.cat([x if self.latent else x * 2 - 1, planes], 1)))
         skips = [hcur]
         for conv in self.down:
             hcur = F.relu(conv(hcur))
@@ -101,9 +118,9 @@ class Generator(nn.Module):
             hcur = block(hcur, c)
         for up in self.up:
             hcur = F.relu(up(torch.cat([hcur, skips.pop()], 1)))
-        colour, where = self.out(torch.cat([hcur, skips.pop()], 1)).split([3, 1], dim=1)
+        colour, where = self.out(torch.cat([hcur, skips.pop()], 1)).split([self.cc, 1], dim=1)
         m = torch.sigmoid(where)
-        return m * torch.sigmoid(colour) + (1 - m) * x
+        return m * (colour if self.latent else torch.sigmoid(colour)) + (1 - m) * x
 
 
 def _sn_net(channels: tuple[int, ...], in_ch: int, size: int, out: int) -> nn.Sequential:

@@ -343,6 +343,23 @@ def save_as_diffusers(model: TextLDM, folder: str | Path) -> Path:
 
 # -- the edit -----------------------------------------------------------------------------------
 
+def native_size(pipe) -> int:  # noqa: ANN001
+    """The image side a pipeline's UNet was trained for (latent size x the VAE's down-sampling):
+    32 for the small digit model, 512 for Stable Diffusion 1.x."""
+    return int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor)
+
+
+def fit_image(pipe, image: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """An RGB uint8 (H, W, 3) image resized to the pipeline's native square size (unchanged if it
+    has it already): a 32 px digit for Stable Diffusion becomes 512 px, a photo for the digit model
+    32 px."""
+    from xad.data.transforms import resize_image
+
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise DataError(f"expected an RGB uint8 image (H, W, 3), not {image.dtype} {image.shape}")
+    return resize_image(image, native_size(pipe))
+
+
 @dataclass
 class DiffEditResult:
     """What :func:`diffedit` returns for N images of H x W.
@@ -391,7 +408,8 @@ def _to_tensor(a: np.ndarray, pipe) -> torch.Tensor:  # noqa: ANN001
 @torch.no_grad()
 def diffedit(pipe, images: np.ndarray | torch.Tensor, source_prompt: str, target_prompt: str,  # noqa: ANN001
              strength: float = 0.5, steps: int = 20, guidance: float = 7.5, seed: int = 0,
-             mask_maps: int = 10, mask_threshold: float = 3.0) -> DiffEditResult:
+             mask_maps: int = 10, mask_threshold: float = 3.0, batch_size: int = 32,
+             progress: Any = None) -> DiffEditResult:
     """DiffEdit ``psi`` on each image: (1) the mask: noise the latent to ``strength`` and
     threshold the mean |eps(target) - eps(source)| over ``mask_maps`` noise draws (guidance
     ``guidance``; clamp at ``mask_threshold`` x its mean, binarise at half); (2) DDIM inversion
@@ -400,9 +418,11 @@ def diffedit(pipe, images: np.ndarray | torch.Tensor, source_prompt: str, target
     ``guidance``), keeping the inverted latents outside the mask at every step.
 
     ``pipe``: from :func:`pipeline` or :func:`load_stable_diffusion`; ``images``: (N, H, W, 3)
-    uint8 or float in [0, 1], H and W multiples of the VAE's down-sampling. Each image uses its own
-    ``torch.Generator`` seeded with ``seed`` (so a result does not depend on the batch). Returns a
-    :class:`DiffEditResult`."""
+    uint8 or float in [0, 1], H and W multiples of the VAE's down-sampling. The mask is made one
+    image at a time (the pipeline's clamp uses the mean over its whole batch) with a generator
+    seeded ``seed``; inversion and denoising run ``batch_size`` images at a time, each image with
+    its own generator seeded ``seed + 1``; so a result does not depend on the batch. ``progress``:
+    called with (images done, total) after each batch. Returns a :class:`DiffEditResult`."""
     x = as_float_images(images)
     factor = pipe.vae_scale_factor
     if x.shape[1] % factor or x.shape[2] % factor:
@@ -415,20 +435,26 @@ def diffedit(pipe, images: np.ndarray | torch.Tensor, source_prompt: str, target
     common = {"num_inference_steps": int(steps)}
     masks, inverted, latents = [], [], []
     with _quiet():
-        for img in _to_tensor(x, pipe).split(1):
-            g = torch.Generator().manual_seed(int(seed))
-            mask = pipe.generate_mask(image=img, source_prompt=source_prompt, target_prompt=target_prompt,
-                                      mask_encode_strength=strength, guidance_scale=guidance,
-                                      num_maps_per_mask=mask_maps, mask_thresholding_ratio=mask_threshold,
-                                      generator=g, output_type="np", **common)
-            inv = pipe.invert(prompt="", image=img, inpaint_strength=strength, guidance_scale=1.0,
-                              generator=g, **common).latents
-            z = pipe(prompt=target_prompt, negative_prompt=source_prompt, mask_image=mask,
-                     image_latents=inv, inpaint_strength=strength, guidance_scale=guidance,
-                     generator=g, output_type="latent", **common).images
-            masks.append(np.asarray(mask, dtype=np.float32).reshape(1, *z.shape[-2:]))
+        for chunk in _to_tensor(x, pipe).split(max(1, int(batch_size))):
+            n = len(chunk)
+            mask = np.concatenate([
+                np.asarray(pipe.generate_mask(
+                    image=img, source_prompt=source_prompt, target_prompt=target_prompt,
+                    mask_encode_strength=strength, guidance_scale=guidance,
+                    num_maps_per_mask=mask_maps, mask_thresholding_ratio=mask_threshold,
+                    generator=torch.Generator().manual_seed(int(seed)), output_type="np", **common),
+                    dtype=np.float32) for img in chunk.split(1)])
+            gens = lambda: [torch.Generator().manual_seed(int(seed) + 1) for _ in range(n)]  # noqa: E731
+            inv = pipe.invert(prompt=[""] * n, image=chunk, inpaint_strength=strength,
+                              guidance_scale=1.0, generator=gens(), **common).latents
+            z = pipe(prompt=[target_prompt] * n, negative_prompt=[source_prompt] * n,
+                     mask_image=mask, image_latents=inv, inpaint_strength=strength,
+                     guidance_scale=guidance, generator=gens(), output_type="latent", **common).images
+            masks.append(mask.reshape(n, *z.shape[-2:]))
             inverted.append(inv.float().cpu())
             latents.append(z.float().cpu())
+            if progress is not None:
+                progress(sum(len(m) for m in masks), len(x))
     z = torch.cat(latents)
     edited = decode(pipe, z).permute(0, 2, 3, 1).numpy()
     lm = np.concatenate(masks)

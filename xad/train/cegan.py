@@ -12,13 +12,18 @@ frozen detector phi, with the full objective of their eq. (1):
   with its own phi, so G also learns to turn (pseudo-)anomalies back into normal images;
 - for detectors trained with outlier exposure, a quarter of the inputs are OE images (the data phi
   was trained on), which are anomalies G must learn to normalise too.
+
+The DiffEdit version (:mod:`xad.train.cegan_diffedit`) trains G' with the same :func:`losses` and
+:func:`fit`: G' maps latents, and ``decode`` (the autoencoder's decoder) turns its outputs into the
+images that phi, D and R see and that L_rec and L_cyc compare with the input images.
 """
 
 from __future__ import annotations
 
 import platform
 import time
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +33,14 @@ from tqdm import tqdm
 
 from xad import portable
 from xad.data import semantic
-from xad.models.cegan import PRESETS, CEGAN
 from xad.explain.reconstruction import to_tensor
+from xad.models.cegan import CEGAN, PRESETS
+from xad.precision import bf16_is_fast
 from xad.weights import load_model, save_model
+
+#: Draws one training batch: (G's inputs, the images they show, real normal images for D).
+#: For the GAN version G's inputs are the images themselves (the middle element is None).
+Draw = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class CEGANSettings:
     seed: int = 0
     oe_fraction: float = 0.25  # only when the detector was trained with OE
     max_minutes: float = 0.0
-    bf16: bool = True  # autocast on CPU (AMX); the losses are computed in fp32
+    bf16: bool = field(default_factory=bf16_is_fast)  # autocast if native bf16; losses fp32
 
 
 def sample_alpha(n: int, how: str, g: torch.Generator) -> torch.Tensor:
@@ -61,28 +71,37 @@ def score_loss(phi: torch.nn.Module, x: torch.Tensor, alpha: torch.Tensor) -> to
 
 
 def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Tensor,
-           g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """One step's (D loss, G+R loss, logs) for inputs x and real (normal) images x_real."""
+           g: torch.Generator, decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+           images: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """One step's (D loss, G+R loss, logs) for G's inputs x and real (normal) images x_real.
+
+    GAN version: x are images. DiffEdit version: x are G''s input latents, ``images`` the images
+    they show and ``decode`` maps G''s output latents to images (differentiably)."""
     c = model.config
     n = len(x)
+    dec = decode or (lambda t: t)
+    img = x if images is None else images
     with torch.no_grad():
-        phi_x = phi(x)
+        phi_x = phi(img)
         n_pa = int(round(n * c.pseudo_anomaly_fraction))
         if n_pa:
             hi = 0.8 + 0.2 * torch.rand(n_pa, generator=g)
             k_pa = torch.randint(0, c.concepts, (n_pa,), generator=g)
-            x = torch.cat([model(x[:n_pa], hi, k_pa), x[n_pa:]])
-            phi_x = torch.cat([phi(x[:n_pa]), phi_x[n_pa:]])
+            pa = model(x[:n_pa], hi, k_pa)
+            pa_img = dec(pa).float()
+            x, img = torch.cat([pa, x[n_pa:]]), torch.cat([pa_img, img[n_pa:]])
+            phi_x = torch.cat([phi(pa_img), phi_x[n_pa:]])
     alpha = sample_alpha(n, c.alpha_sampling, g)
     k = torch.randint(0, c.concepts, (n,), generator=g)
-    x_bar = model(x, alpha, k)
+    code_bar = model(x, alpha, k)
+    x_bar = dec(code_bar)
     d_loss = F.relu(1 - model.discriminate(x_real).float()).mean() + \
         F.relu(1 + model.discriminate(x_bar.detach()).float()).mean()
     l_g = -model.discriminate(x_bar).float().mean()
     l_phi = score_loss(phi, x_bar, alpha)
-    l_rec = (x - model(x, phi_x, k).float()).abs().mean()
-    l_cyc = (x - model(x_bar, phi_x, k).float()).abs().mean()
-    l_con = F.cross_entropy(model.concept_logits(x, x_bar).float(), k) + \
+    l_rec = (img - dec(model(x, phi_x, k)).float()).abs().mean()
+    l_cyc = (img - dec(model(code_bar, phi_x, k)).float()).abs().mean()
+    l_con = F.cross_entropy(model.concept_logits(img, x_bar).float(), k) + \
         F.cross_entropy(model.concept_logits(x_bar, x_bar).float(), k)
     total = c.lambda_gan * l_g + c.lambda_phi * l_phi + c.lambda_rec * (l_rec + l_cyc) + c.lambda_r * l_con
     logs = {"d": d_loss.item(), "g": l_g.item(), "phi": l_phi.item(), "rec": l_rec.item(),
@@ -92,25 +111,36 @@ def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Te
 
 def train(model: CEGAN, phi: torch.nn.Module, normal: np.ndarray, oe: np.ndarray | None,
           s: CEGANSettings, progress: bool = True) -> dict:
-    """Train G, D, R in place against the frozen detector ``phi``."""
-    g = torch.Generator().manual_seed(s.seed)
-    phi.eval().requires_grad_(False)
+    """Train G, D, R in place against the frozen detector ``phi`` (the GAN version)."""
     x_norm = to_tensor(normal)
     x_oe = to_tensor(oe) if oe is not None and len(oe) else None
+    n_oe = int(round(s.batch_size * s.oe_fraction)) if x_oe is not None else 0
+
+    def draw(g: torch.Generator) -> tuple[torch.Tensor, None, torch.Tensor]:
+        x = x_norm[torch.randint(0, len(x_norm), (s.batch_size - n_oe,), generator=g)]
+        if n_oe:
+            x = torch.cat([x_oe[torch.randint(0, len(x_oe), (n_oe,), generator=g)], x])
+        return x, None, x_norm[torch.randint(0, len(x_norm), (s.batch_size,), generator=g)]
+
+    return fit(model, phi, draw, s, progress)
+
+
+def fit(model: CEGAN, phi: torch.nn.Module, draw: Draw, s: CEGANSettings, progress: bool = True,
+        decode: Callable[[torch.Tensor], torch.Tensor] | None = None, desc: str = "train cegan") -> dict:
+    """The training loop shared by both versions: ``draw`` gives each step's batch, ``decode``
+    turns G's outputs into images (None: G makes images). Trains G, D, R in place."""
+    g = torch.Generator().manual_seed(s.seed)
+    phi.eval().requires_grad_(False)
     g_params = [*model.generator.parameters(), *model.concept_classifier.parameters()]
     opt_g = torch.optim.Adam(g_params, lr=s.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=s.lr, betas=(0.5, 0.999))
     model.train()
     start, logs, step = time.time(), {}, 0
-    n_oe = int(round(s.batch_size * s.oe_fraction)) if x_oe is not None else 0
-    bar = tqdm(range(s.steps), desc="train cegan", disable=not progress, mininterval=2)
+    bar = tqdm(range(s.steps), desc=desc, disable=not progress, mininterval=2)
     for step in bar:
-        x = x_norm[torch.randint(0, len(x_norm), (s.batch_size - n_oe,), generator=g)]
-        if n_oe:
-            x = torch.cat([x_oe[torch.randint(0, len(x_oe), (n_oe,), generator=g)], x])
-        x_real = x_norm[torch.randint(0, len(x_norm), (s.batch_size,), generator=g)]
+        x, images, x_real = draw(g)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
-            d_loss, total, logs = losses(model, phi, x, x_real, g)
+            d_loss, total, logs = losses(model, phi, x, x_real, g, decode, images)
         opt_d.zero_grad(set_to_none=True)
         opt_g.zero_grad(set_to_none=True)
         d_loss.backward(inputs=list(model.discriminator.parameters()))

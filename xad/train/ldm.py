@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from xad.precision import bf16_is_fast
 from xad import portable
 from xad.data import digits, semantic
 from xad.data.transforms import DataError
@@ -42,7 +43,7 @@ class LDMSettings:
     clf_pool: int = 3000  # training images reconstructed (and as many samples) for the classifier
     ddim_steps: int = 50  # DDIM schedule used to make the classifier's pairs
     seed: int = 0
-    bf16: bool = True  # autocast on CPU (AMX) for the forward passes; losses in fp32
+    bf16: bool = field(default_factory=bf16_is_fast)  # autocast if native bf16; losses fp32
 
 
 def _autocast(s: LDMSettings):  # noqa: ANN202

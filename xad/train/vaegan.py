@@ -8,13 +8,14 @@ over pixels + KL + max(BCE(s(x'), real) - L_s, 1e-4); 3. discriminator loss L_s 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from xad.precision import bf16_is_fast
 from xad.models.vaegan import VAEGAN
 from xad.train.augment import PROFILES, augment
 
@@ -27,7 +28,7 @@ class TrainSettings:
     seed: int = 0
     augment: str = "object"  # a key of xad.train.augment.PROFILES
     max_minutes: float = 0.0  # stop early after this wall time (0: no limit)
-    bf16: bool = True
+    bf16: bool = field(default_factory=bf16_is_fast)
 
 
 @dataclass(frozen=True)
