@@ -377,8 +377,9 @@ diffusion model `{meta.get('diffedit')}`; psi is diffusers' DiffEdit with target
 unconditional: an anomaly's class is unknown when it is explained), strength {p.get('strength')},
 {p.get('steps')} DDIM steps, guidance {p.get('guidance')}, seed {p.get('seed')}. psi ran once per
 training image before training ({meta.get('psi_seconds')} s); G' (a latent-to-latent U-Net) was
-trained with the GAN version's losses, D and R looking at decoded images, L_rec and L_cyc comparing
-decoded images with the input; L_cyc feeds G''s output latent back to G' without re-running psi."""
+trained with the GAN version's losses: phi, D and R see decoded images; L_rec and L_cyc compare
+latents, with phi(A_dec(psi(x))) as the input's own score; L_cyc feeds G''s output latent back to G'
+without re-running psi."""
 
 
 def card(r: ModelRecord, b: Bundle) -> str:

@@ -14,8 +14,9 @@ frozen detector phi, with the full objective of their eq. (1):
   was trained on), which are anomalies G must learn to normalise too.
 
 The DiffEdit version (:mod:`xad.train.cegan_diffedit`) trains G' with the same :func:`losses` and
-:func:`fit`: G' maps latents, and ``decode`` (the autoencoder's decoder) turns its outputs into the
-images that phi, D and R see and that L_rec and L_cyc compare with the input images.
+:func:`fit`: G' maps latents, ``decode`` (the autoencoder's decoder) turns its outputs into the
+images that phi, D and R see, and L_rec and L_cyc compare latents (G''s inputs and outputs), as the
+GAN version compares images.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Te
     """One step's (D loss, G+R loss, logs) for G's inputs x and real (normal) images x_real.
 
     GAN version: x are images. DiffEdit version: x are G''s input latents, ``images`` the images
-    they show and ``decode`` maps G''s output latents to images (differentiably)."""
+    they decode to and ``decode`` maps G''s output latents to images (differentiably); L_rec and
+    L_cyc are taken on G''s own inputs and outputs (latents there, images here)."""
     c = model.config
     n = len(x)
     dec = decode or (lambda t: t)
@@ -99,8 +101,8 @@ def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Te
         F.relu(1 + model.discriminate(x_bar.detach()).float()).mean()
     l_g = -model.discriminate(x_bar).float().mean()
     l_phi = score_loss(phi, x_bar, alpha)
-    l_rec = (img - dec(model(x, phi_x, k)).float()).abs().mean()
-    l_cyc = (img - dec(model(code_bar, phi_x, k)).float()).abs().mean()
+    l_rec = (x - model(x, phi_x, k).float()).abs().mean()
+    l_cyc = (x - model(code_bar, phi_x, k).float()).abs().mean()
     l_con = F.cross_entropy(model.concept_logits(img, x_bar).float(), k) + \
         F.cross_entropy(model.concept_logits(x_bar, x_bar).float(), k)
     total = c.lambda_gan * l_g + c.lambda_phi * l_phi + c.lambda_rec * (l_rec + l_cyc) + c.lambda_r * l_con

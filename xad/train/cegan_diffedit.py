@@ -14,7 +14,9 @@ Choices the paper leaves open (written on the card and in the UI):
   known when it is explained, so the mask compares "the normal class" with "anything";
 - psi runs once per training image before training (cached on disk), not inside the loop; inside
   the loop L_cyc feeds G''s own output latent back to G' (psi of a generated image is not re-run);
-- L_rec and L_cyc compare *decoded* images with the input image, as in the GAN version.
+- G''s input is psi's latent z_e, so "the input's own score" is phi(A_dec(z_e)), the score of the
+  plain edit, and L_rec = |z_e - G'(z_e, phi(A_dec(z_e)), k)|, L_cyc likewise, in latent space
+  (only G''s output is decoded: for phi, D and R).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from xad.data import semantic
 from xad.data.transforms import DataError
 from xad.explain.reconstruction import to_tensor
 from xad.models.cegan import CEGAN, PRESETS
-from xad.models.diffedit import DIGIT_NAMES, TextLDM, caption, diffedit, pipeline
+from xad.models.diffedit import DIGIT_NAMES, TextLDM, caption, decode, diffedit, pipeline
 from xad.train.cegan import CEGANSettings, fit
 from xad.weights import load_model, save_model
 
@@ -127,7 +129,7 @@ def run(setup: str, detector: Path, ldm_folder: Path, out: Path, settings: CEGAN
     start = time.time()
     codes = psi_latents(ldm, ldm_folder, inputs, psi)
     psi_seconds = time.time() - start
-    images = to_tensor(inputs)
+    images = torch.cat([decode(ldm, codes[i: i + 256]) for i in range(0, len(codes), 256)])  # psi(x)
     x_norm = to_tensor(data.normal_train)
 
     def draw(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
