@@ -64,9 +64,8 @@ if b.backend == "diffedit":
     psi_note = (f"  \n**DiffEdit psi:** `{b.ldm_record.name}`, target prompt \"{p['target_prompt']}\" "
                 f"(the normal class), source prompt \"{p['source_prompt']}\" (empty = unconditional: an "
                 f"anomaly's class is unknown), strength {p['strength']}, {p['steps']} DDIM steps, "
-                f"guidance {p['guidance']}, seed {p['seed']}. psi runs once per image (about "
-                f"{b.record.metrics.get('seconds_psi_per_image', '?')} s on CPU); the sliders then "
-                "run only G' and the decoder.")
+                f"guidance {p['guidance']}, seed {p['seed']}. psi runs once per picked image (the first "
+                "view takes a moment); the sliders then run only G' and the decoder.")
 st.markdown(f"**Setup:** {b.record.meta.get('setup_description', b.setup)}.  \n"
             f"**Detector:** `{b.detector_record.name}` — {bounding_note(b.detector.config.kind)}  \n"
             f"**Generator ({b.backend.upper()} version):** K = {b.concepts} concepts; trained "

@@ -110,6 +110,10 @@ def load_bundle(folder: str | Path) -> Bundle:
     return Bundle(gen, det, feat, rec, det_rec, feat_rec, ldm, ldm_rec)
 
 
+#: psi results kept per bundle (about 20 kB each; the oldest go first).
+PSI_CACHE_SIZE = 5000
+
+
 def _image_key(image: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
 
@@ -134,6 +138,8 @@ def psi(b: Bundle, images: np.ndarray, progress: object = None
         for j, i in enumerate(missing):
             b.psi_cache[keys[i]] = (r.edited_latents[j], r.masks[j], r.edited[j])
     got = [b.psi_cache[k] for k in keys]
+    while len(b.psi_cache) > PSI_CACHE_SIZE:  # the oldest go first (dicts keep insertion order)
+        b.psi_cache.pop(next(iter(b.psi_cache)))
     if not got:
         return torch.zeros(0), np.zeros((0, 32, 32), np.float32), np.zeros((0, 32, 32, 3), np.float32)
     return torch.stack([g[0] for g in got]), np.stack([g[1] for g in got]), np.stack([g[2] for g in got])
