@@ -46,6 +46,10 @@ if run is None:
         st.rerun()
     st.stop()
 
+if run.info.get("params", {}).get("bf16", params.bf16) != params.bf16:
+    st.caption(f"This audit was computed with the model in {'bf16' if run.info['params']['bf16'] else 'fp32'} "
+               f"(on another CPU); here xad runs {'bf16' if params.bf16 else 'fp32'}, so a live re-run "
+               "below can differ slightly (tested: rank correlation of maps >= 0.99, J* within 0.02).")
 fig2 = plots_audit.fig2_scatter(run.results, params.setups)
 event = st.plotly_chart(fig2, key="audit_fig2", on_select="rerun", selection_mode="points")
 figure_downloads(fig2, f"{ds.category}_fig2", key="audit-fig2")

@@ -304,9 +304,16 @@ def load_run(path: str | Path) -> AuditRun:
 
 
 def open_audit(ds: MVTecDataset, weights: Path, params: AuditParams) -> AuditRun | None:
-    """The finished run for these data, weights and parameters, if any (cache or shipped)."""
-    run = find_run(audit_key(ds, weights, params), [CACHE_DIR, Path(weights) / "audits"])
-    return None if run is None else load_run(run)
+    """The finished run for these data, weights and parameters, if any (cache or shipped). If
+    there is none, the same audit made at the other precision: the default precision follows the
+    CPU (:mod:`xad.precision`), and a run shipped from a CPU with AMX (bf16) must still open on one
+    without it; bf16 and fp32 agree within the tested tolerance, and ``info["params"]["bf16"]``
+    says which one the run used."""
+    roots = [CACHE_DIR, Path(weights) / "audits"]
+    for p in (params, replace(params, bf16=not params.bf16)):
+        if (run := find_run(audit_key(ds, weights, p), roots)) is not None:
+            return load_run(run)
+    return None
 
 
 def mean_iou_table(results: pd.DataFrame, setups: tuple[str, ...]) -> pd.DataFrame:

@@ -103,10 +103,13 @@ def psi_latents(model: TextLDM, ldm_folder: Path, images: np.ndarray, psi: PsiSe
 
 
 def decoder(model: TextLDM) -> Any:
-    """A_dec as a differentiable function (the VAE frozen): scaled latents -> images in [0, 1]."""
+    """A_dec as a differentiable function (the VAE frozen): scaled latents -> images, about [0, 1].
+
+    Not clamped: the decoder puts an MNIST background slightly below 0, and a clamp there would
+    stop every gradient that asks for a new stroke on the background."""
     vae = model.vae.eval().requires_grad_(False)
     sf = vae.config.scaling_factor
-    return lambda z: ((vae.decode(z / sf).sample.float() + 1) / 2).clamp(0, 1)
+    return lambda z: (vae.decode(z / sf).sample.float() + 1) / 2
 
 
 def run(setup: str, detector: Path, ldm_folder: Path, out: Path, settings: CEGANSettings,
