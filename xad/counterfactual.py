@@ -29,7 +29,7 @@ from xad.explain.reconstruction import to_tensor
 from xad.metrics import counterfactual as cm
 from xad.models.cegan import CEGAN
 from xad.models.detectors import Detector
-from xad.models.diffedit import TextLDM
+from xad.models.diffedit import TextLDM, decode, diffedit, pipeline
 from xad.models.features import FeatureNet
 from xad.weights import (WEIGHTS_DIR, ModelRecord, WeightsError, find_model, list_models, load_model, read_record,
                          write_metrics)
@@ -123,8 +123,6 @@ def psi(b: Bundle, images: np.ndarray, progress: object = None
     """DiffEdit's psi on (N, 32, 32, 3) uint8 images with the generator's training settings:
     (latents (N, C, h, w), masks (N, 32, 32), plain edits (N, 32, 32, 3) float). Each image's
     result is kept in the bundle, so it is computed once. ``progress(done, total)``: optional."""
-    from xad.models.diffedit import diffedit, pipeline
-
     if b.ldm is None:
         raise ValueError("psi needs the DiffEdit backend")
     keys = [_image_key(x) for x in images]
@@ -155,8 +153,6 @@ def generate(b: Bundle, images: np.ndarray, alpha: float | np.ndarray, k: int | 
     if kk.size and (kk.min() < 0 or kk.max() >= b.concepts):
         raise ValueError(f"concept k must be in 1..{b.concepts}")
     if b.backend == "diffedit":
-        from xad.models.diffedit import decode
-
         codes = psi(b, np.asarray(images))[0]
         g = lambda i: decode(b.ldm, b.generator(codes[i: i + batch_size], torch.from_numpy(  # noqa: E731
             a[i: i + batch_size].copy()), torch.from_numpy(kk[i: i + batch_size].copy())))
@@ -283,12 +279,13 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
         ks.append(np.full(len(ce), k))
     all_ce = np.concatenate(ces)
     seconds_g = (time.perf_counter() - t0) / max(1, len(all_ce))  # includes scoring and R
+    s_all = scores(b, all_ce)
     out = {"backend": b.backend, "n_anomalies": len(anomalies), "n_normal": len(normal),
            "detector_auroc_normal_vs_anomalies": round(cm.auroc_normal_vs_ce(s_normal, s_anom), 4),
-           "auroc_normal_vs_ce": round(cm.auroc_normal_vs_ce(s_normal, scores(b, all_ce)), 4),
+           "auroc_normal_vs_ce": round(cm.auroc_normal_vs_ce(s_normal, s_all), 4),
            **per_k,
            "mean_score_anomalies": round(float(s_anom.mean()), 4),
-           "mean_score_ce": round(float(scores(b, all_ce).mean()), 4),
+           "mean_score_ce": round(float(s_all.mean()), 4),
            "concept_accuracy": round(cm.concept_accuracy(np.concatenate(logits), np.concatenate(ks)), 4),
            "mse": round(float(np.mean([cm.mse(x, c).mean() for c in ces])), 5),
            "ssim": round(float(np.mean([cm.ssim(x[:500], c[:500]).mean() for c in ces])), 4),
@@ -427,7 +424,7 @@ def stable_diffusion_edit(b: Bundle, pipe, image: np.ndarray, source: str, targe
     """DiffEdit with a Stable Diffusion pipeline from disk (:func:`xad.models.diffedit.load_stable_diffusion`)
     on one image at the pipeline's own size, and the bundle's detector on the edit scaled back to
     32 px: {"image", "mask", "edited" (native size), "score", "edit_score", "seconds"}."""
-    from xad.models.diffedit import diffedit, fit_image
+    from xad.models.diffedit import fit_image
 
     x = fit_image(pipe, prepare(image))
     t0 = time.perf_counter()
