@@ -186,6 +186,7 @@ def test_diffedit_backend_explains_with_mask_edit_and_metrics(tiny_diffedit_cf_b
     cfg = json.loads((tiny_diffedit_cf_bundle / "config.json").read_text())
     assert cfg["backend"] == "diffedit" and cfg["config"]["space"] == "latent"
     assert cfg["psi"]["target_prompt"] == "digit seven" and cfg["psi"]["source_prompt"] == ""
+    assert cfg["psi_images"] == 8 and cfg["psi_seconds"] > 0  # timed when made, kept with the cache
     m = cfg["metrics"]
     assert m["backend"] == "diffedit" and m["n_anomalies"] == 12
     for key in ("plain_edit_auroc_normal_vs_edit", "plain_edit_mean_score", "seconds_psi_per_image",

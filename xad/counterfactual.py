@@ -379,10 +379,18 @@ diffusion model `{meta.get('diffedit')}`; psi is diffusers' DiffEdit with target
 "{p.get('target_prompt')}" (the normal class) and source prompt "{p.get('source_prompt')}" (empty =
 unconditional: an anomaly's class is unknown when it is explained), strength {p.get('strength')},
 {p.get('steps')} DDIM steps, guidance {p.get('guidance')}, seed {p.get('seed')}. psi ran once per
-training image before training ({meta.get('psi_seconds')} s); G' (a latent-to-latent U-Net) was
+training image before training ({_psi_cost(meta)}); G' (a latent-to-latent U-Net) was
 trained with the GAN version's losses: phi, D and R see decoded images; L_rec and L_cyc compare
-latents, with phi(A_dec(psi(x))) as the input's own score; L_cyc feeds G''s output latent back to G'
-without re-running psi."""
+latents, with phi(A_dec(psi(x))) as the input's own score (so lambda_rec is smaller than the GAN
+version's: the detector's gradient per latent element is ~17x weaker than per pixel); L_cyc feeds
+G''s output latent back to G' without re-running psi."""
+
+
+def _psi_cost(meta: dict) -> str:
+    seconds, n = meta.get("psi_seconds"), meta.get("psi_images")
+    if not seconds:  # None, or 0.0 from a run before the cache kept its timing
+        return "read from the on-disk cache; psi's CPU seconds per image are in the table below"
+    return f"{seconds} s" + (f" for {n} images, {seconds / n:.2f} s per image" if n else "")
 
 
 def card(r: ModelRecord, b: Bundle) -> str:
