@@ -90,6 +90,17 @@ def test_bf16_inference_agrees_with_fp32() -> None:
     assert (error_function(model, "max_channel", bf16=False)(batch) < f32(batch)).all()
 
 
+def test_fast_fp32_error_function_equals_the_reference_and_leaves_the_model_alone() -> None:
+    torch.manual_seed(0)
+    model = VAEGAN(PRESETS["tiny"]).eval()
+    batch = np.random.default_rng(1).random((37, 32, 32, 3), dtype=np.float32)
+    fast = error_function(model, bf16=False)  # channels-last copy, batches of 16
+    reference = error_function(model, bf16=False, fast=False)
+    np.testing.assert_allclose(fast(batch), reference(batch), rtol=1e-5)
+    assert model.encoder.convs[0].weight.is_contiguous()  # the caller's model is not converted
+    assert not np.array_equal(fast(batch[:1]), fast(batch[1:2]))
+
+
 def test_quickshift_tree_cut_equals_skimage() -> None:
     import skimage.data
     from skimage.segmentation import quickshift

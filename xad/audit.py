@@ -153,7 +153,7 @@ def explain_sample(image: np.ndarray, x_rec: np.ndarray, mask: np.ndarray | None
     """
     x = image.astype(np.float32) / 255
     reference = params.engine == "reference"
-    f = error_function(model, params.error_variant, bf16=params.bf16 and not reference)
+    f = error_function(model, params.error_variant, bf16=params.bf16 and not reference, fast=not reference)
     out: dict = {}
     for setup in params.setups:
         t0 = time.perf_counter()

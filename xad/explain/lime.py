@@ -45,7 +45,7 @@ def sample_masks(n_segments: int, num_samples: int, seed: int) -> np.ndarray:
 def perturb(x: np.ndarray, hidden_values: np.ndarray, segments: np.ndarray,
             masks: np.ndarray) -> np.ndarray:
     """Images (B, H, W, C): segment s shows x where masks[:, s] is 1, else ``hidden_values``."""
-    keep = masks[:, segments].astype(bool)[..., None]  # (B, H, W, 1)
+    keep = masks.astype(bool)[:, segments][..., None]  # (B, H, W, 1); bool before the gather
     return np.where(keep, x[None], hidden_values[None])
 
 
