@@ -50,8 +50,9 @@ CACHE_DIR = Path(os.environ.get("XAD_CACHE", Path(__file__).resolve().parents[2]
 #: G''s default loss weights where they differ from the GAN version's. L_rec and L_cyc are means of
 #: |latent difference|, and the detector's gradient reaches a latent element ~17x weaker than an image
 #: pixel (measured on mnist-7-hsc: mean |dL_phi/dz| 0.0097 per latent element against 0.163 per
-#: pixel) while a latent has 1024 elements to an image's 3072: lambda_rec = 0.3 keeps the balance
-#: of L_phi against L_rec that lambda_rec = 5..10 gives the GAN version (with 5, G' stayed the identity).
+#: pixel) while a latent has 1024 elements to an image's 3072. Per element, L_phi's gradient is then
+#: ~33x L_rec's with lambda_rec = 0.3 (the GAN version: ~50-100x with lambda_rec 10-5); with
+#: lambda_rec = 5 it was ~2x and G' stayed the identity.
 LATENT_OBJECTIVE = {"lambda_rec": 0.3}
 
 
