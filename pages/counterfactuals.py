@@ -65,7 +65,9 @@ if b.backend == "diffedit":
                 f"(the normal class), source prompt \"{p['source_prompt']}\" (empty = unconditional: an "
                 f"anomaly's class is unknown), strength {p['strength']}, {p['steps']} DDIM steps, "
                 f"guidance {p['guidance']}, seed {p['seed']}. psi runs once per picked image (the first "
-                "view takes a moment); the sliders then run only G' and the decoder.")
+                "view takes a moment); the sliders then run only G' and the decoder. G' compares latents "
+                f"in L_rec and L_cyc, weighted lambda_rec {b.generator.config.lambda_rec} (the GAN version: "
+                "5-10; the detector's gradient per latent element is ~17x weaker than per pixel).")
 st.markdown(f"**Setup:** {b.record.meta.get('setup_description', b.setup)}.  \n"
             f"**Detector:** `{b.detector_record.name}` — {bounding_note(b.detector.config.kind)}  \n"
             f"**Generator ({b.backend.upper()} version):** K = {b.concepts} concepts; trained "
