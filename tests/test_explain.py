@@ -101,6 +101,31 @@ def test_fast_fp32_error_function_equals_the_reference_and_leaves_the_model_alon
     assert not np.array_equal(fast(batch[:1]), fast(batch[1:2]))
 
 
+def test_images_composed_in_torch_give_the_same_explanations() -> None:
+    """The fast path composes perturbed images from masks inside the error function (LIME) and
+    gets masks instead of images from shap's explainer (SHAP); both equal the plain path, which
+    builds every perturbed image in numpy and calls the same function on it."""
+    torch.manual_seed(0)
+    model = VAEGAN(PRESETS["tiny"]).eval()
+    rng = np.random.default_rng(3)
+    x = rng.random((32, 32, 3), dtype=np.float32)
+    x_rec = reconstruct(model, x[None], bf16=False)[0]
+    f = error_function(model, bf16=False)
+    plain = lambda b: f(b)  # noqa: E731 - no .masked: images are composed in numpy
+    keep = rng.random((9, 32, 32, 3)) < 0.5
+    np.testing.assert_allclose(f.masked(x, x_rec, keep), f(np.where(keep, x, x_rec)), rtol=1e-6)
+    segments = (np.arange(32)[:, None] // 8 * 4 + np.arange(32)[None, :] // 8).astype(int)
+    fast = xlime.explain(f, x, x_rec, segments, num_samples=60, seed=5, batch_size=25)
+    ref = xlime.explain(plain, x, x_rec, segments, num_samples=60, seed=5, batch_size=25)
+    np.testing.assert_allclose(fast.scores, ref.scores, rtol=1e-6)
+    np.testing.assert_allclose(fast.coefficients, ref.coefficients, rtol=1e-5, atol=1e-6)
+    s_fast = xshap.explain(f, x, x_rec, max_evals=200, batch_size=40)
+    s_ref = xshap.explain(plain, x, x_rec, max_evals=200, batch_size=40)
+    assert s_fast.base_value == pytest.approx(s_ref.base_value, rel=1e-6)
+    np.testing.assert_allclose(s_fast.values, s_ref.values, rtol=1e-4, atol=1e-6)
+    assert np.abs(s_fast.values).max() > 0
+
+
 def test_quickshift_tree_cut_equals_skimage() -> None:
     import skimage.data
     from skimage.segmentation import quickshift

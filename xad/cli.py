@@ -152,7 +152,7 @@ def _train_cegan(args: argparse.Namespace) -> int:
     from xad.train.cegan import CEGANSettings, run
 
     settings = CEGANSettings(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                             max_minutes=args.minutes)
+                             max_minutes=args.minutes, lr=args.lr, d_lr=args.d_lr)
     overrides = {k: v for k, v in (("lambda_rec", args.lambda_rec), ("lambda_phi", args.lambda_phi),
                                    ("lambda_r", args.lambda_r), ("lambda_gan", args.lambda_gan),
                                    ("alpha_sampling", args.alpha_sampling)) if v is not None}
@@ -410,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     cg.add_argument("--batch-size", type=int, default=64)
     cg.add_argument("--seed", type=int, default=0)
     cg.add_argument("--minutes", type=float, default=0.0, help="stop after this wall time")
+    cg.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of G and R")
+    cg.add_argument("--d-lr", type=float, default=None,
+                    help="the discriminator's learning rate (default: --lr; larger = TTUR)")
     for name in ("lambda-rec", "lambda-phi", "lambda-r", "lambda-gan"):
         cg.add_argument(f"--{name}", type=float, default=None)
     cg.add_argument("--alpha-sampling", choices=["uniform", "extremes"], default=None)

@@ -410,7 +410,7 @@ def card(r: ModelRecord, b: Bundle) -> str:
   lambda_r {c['lambda_r']}; alpha sampling `{c['alpha_sampling']}`; pseudo-anomaly share
   {c['pseudo_anomaly_fraction']}
 - **Seed:** {meta.get('seed')}; {meta.get('steps_done')} steps of batch {s.get('batch_size')} (asked {s.get('steps')});
-  Adam lr {s.get('lr')}
+  Adam lr {s.get('lr')}{'' if not s.get('d_lr') else ' (discriminator ' + str(s['d_lr']) + ')'}
 - **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('threads')} threads
 - **Weights:** fp16 safetensors (loaded as fp32)
 

@@ -5,8 +5,9 @@ is given, then Bernoulli(0.5) masks with the first row all ones), same perturbat
 segments take the reconstruction's pixels), same cosine distances, kernel sqrt(exp(-d^2 / w^2))
 with w = 0.25, and the same weighted Ridge(alpha=1) fit. What is faster: perturbed images are made
 with one gather per batch instead of a deep copy and a Python loop per sample, each distinct mask
-is evaluated once, and the model runs in bf16 on batches of 200. ``explain_reference`` calls lime
-itself: the reference mode.
+is evaluated once, and with an :class:`~xad.explain.reconstruction.ErrorFunction` the perturbed
+images are composed chunk by chunk in torch right before the model sees them (never as a float
+array of all n images). ``explain_reference`` calls lime itself: the reference mode.
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ def explain(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, x_rec: np.ndar
     masks = sample_masks(k, num_samples, seed)
     unique, inverse = np.unique(masks, axis=0, return_inverse=True)  # each distinct mask once
     values = np.empty(len(unique))
+    masked = getattr(f, "masked", None)  # an ErrorFunction composes the images itself, in torch
     for i in range(0, len(unique), batch_size):
-        values[i: i + batch_size] = f(perturb(x, x_rec, segments, unique[i: i + batch_size]))
+        m = unique[i: i + batch_size]
+        values[i: i + batch_size] = (masked(x, x_rec, m.astype(bool)[:, segments]) if masked
+                                     else f(perturb(x, x_rec, segments, m)))
         if progress:
             progress(min(1.0, (i + batch_size) / len(unique)))
     scores = values[inverse.ravel()]

@@ -49,6 +49,7 @@ class CEGANSettings:
     steps: int = 3000
     batch_size: int = 64
     lr: float = 2e-4
+    d_lr: float | None = None  # the discriminator's learning rate (None: lr); > lr is TTUR
     seed: int = 0
     oe_fraction: float = 0.25  # only when the detector was trained with OE
     max_minutes: float = 0.0
@@ -135,7 +136,7 @@ def fit(model: CEGAN, phi: torch.nn.Module, draw: Draw, s: CEGANSettings, progre
     phi.eval().requires_grad_(False)
     g_params = [*model.generator.parameters(), *model.concept_classifier.parameters()]
     opt_g = torch.optim.Adam(g_params, lr=s.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=s.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=s.d_lr or s.lr, betas=(0.5, 0.999))
     model.train()
     start, logs, step = time.time(), {}, 0
     bar = tqdm(range(s.steps), desc=desc, disable=not progress, mininterval=2)
