@@ -177,7 +177,11 @@ else:
     st.caption(f"On {metrics.get('n_anomalies')} test anomalies and {metrics.get('n_normal')} normal "
                "test images; the paper's numbers are Tables 1 and 2 of Liznerski et al. FID_N uses "
                f"xad's feature extractor `{metrics.get('feature_extractor')}` (a classifier trained on "
-               "the dataset's labels), not Inception: compare FID_N only between xad runs.")
+               "the dataset's labels), not Inception: compare FID_N only between xad runs. "
+               "\"Judged normal\": the share of images that this same classifier, independent of the "
+               "detector, puts in a normal class (a proxy for whether a person sees a normal image).")
+    for note in b.record.meta.get("notes", []):
+        st.warning(note)
     table_download(table, f"{b.record.path.name}_metrics", key="cf-metrics-csv")
     gan = cf.gan_counterpart(b.record) if b.backend == "diffedit" else None
     if gan is not None:

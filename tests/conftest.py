@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -99,8 +100,10 @@ def tiny_cf_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(["train", "features", "--dataset", "cmnist", "--steps", "3",
                  "--out", str(root / "features" / "cmnist-tiny")]) == 0
     assert main(["train", "cegan", "--setup", "cmnist:one+red", "--detector", str(root / "detector" / "tiny"),
-                 "--preset", "tiny", "--steps", "3", "--batch-size", "8",
+                 "--preset", "tiny", "--steps", "3", "--batch-size", "8", "--lr", "3e-4", "--d-lr", "6e-4",
                  "--out", str(root / "cegan" / "tiny")]) == 0
+    settings = json.loads((root / "cegan" / "tiny" / "config.json").read_text())["train_settings"]
+    assert (settings["lr"], settings["d_lr"]) == (3e-4, 6e-4)  # TTUR learning rates are recorded
     return root / "cegan" / "tiny"
 
 

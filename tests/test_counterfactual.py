@@ -11,6 +11,8 @@ from PIL import Image
 
 from xad import counterfactual as cf
 from xad.cli import main
+from xad.data import digits, semantic
+from xad.data.transforms import DataError
 from xad.metrics import counterfactual as cm
 from xad.models.cegan import CEGAN
 from xad.models.cegan import PRESETS as GP
@@ -84,6 +86,18 @@ def test_auroc_and_concept_accuracy_by_hand() -> None:
     assert cm.concept_accuracy(logits, np.array([0, 1, 1, 1])) == 0.75
 
 
+def test_normal_routes_by_hand() -> None:
+    routes = semantic.normal_routes("mnist:7", [np.array([7, 3])])
+    np.testing.assert_array_equal(routes["digit 7"], [True, False])
+    red = list(digits.COLOURS).index("red")
+    colours = np.array([(red + 1) % 3, red, (red + 2) % 3])
+    routes = semantic.normal_routes("cmnist:one+red", [np.array([1, 3, 3]), colours])
+    np.testing.assert_array_equal(routes["digit 1"], [True, False, False])
+    np.testing.assert_array_equal(routes["red"], [False, True, False])
+    with pytest.raises(DataError):
+        semantic.normal_routes("cifar10:cat", [np.array([3])])
+
+
 def test_fid_by_hand() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4000, 2))
@@ -112,6 +126,8 @@ def test_commands_write_cards_and_the_bundle_explains(tiny_cf_bundle: Path, tmp_
     assert 0 <= m["auroc_normal_vs_ce"] <= 1 and 0 <= m["concept_accuracy"] <= 1
     card = (tiny_cf_bundle / "card.md").read_text()
     assert "AuROC normal vs CE" in card and "lambda_rec" in card
+    assert set(m["judged_routes_ce"]["k1"]) == {"normal", "digit 1", "red"}  # the independent judge
+    assert 0 <= m["judged_normal_ce"] <= 1 and "judged normal by an independent classifier" in card
     b = cf.load_bundle(tiny_cf_bundle)
     images, labels = cf.test_anomalies(b, 4)
     e = cf.explain(b, images[0], alpha=0.0)

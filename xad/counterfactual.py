@@ -300,6 +300,31 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
         out["fid_ce_normal"] = round(cm.fid(f_ce, f_norm), 3)
         out["fid_anomalies_normal"] = round(cm.fid(f_anom, f_norm), 3)
         out["feature_extractor"] = b.features_record.name
+        out.update(judged_normal(b, normal, anomalies, ces))
+    return out
+
+
+def judged_normal(b: Bundle, normal: np.ndarray, anomalies: np.ndarray, ces: list[np.ndarray]) -> dict:
+    """How often an independent classifier (the setup's feature extractor, trained on the dataset's
+    own labels, never on the detector) puts an image in a normal class: normal test images,
+    anomalies, and each concept's CEs (alpha = 0), overall and per way of being normal
+    (e.g. "red" and "digit 1" on coloured MNIST). A proxy for "a person recognises it as normal"."""
+    from xad.train.features import predict
+
+    def rates(images: np.ndarray) -> dict[str, float]:
+        routes = semantic.normal_routes(b.setup, predict(b.features, images))
+        anyroute = np.logical_or.reduce(list(routes.values()))
+        return {"normal": round(float(anyroute.mean()), 4),
+                **{name: round(float(v.mean()), 4) for name, v in routes.items()}}
+
+    try:
+        per_k = [rates(ce) for ce in ces]
+        out = {"judged_normal_normal_test": rates(normal)["normal"],
+               "judged_normal_anomalies": rates(anomalies)["normal"],
+               "judged_normal_ce": round(float(np.mean([r["normal"] for r in per_k])), 4),
+               "judged_routes_ce": {f"k{k + 1}": r for k, r in enumerate(per_k)}}
+    except DataError:  # a setup without a label-based rule: no judge
+        return {}
     return out
 
 
@@ -317,6 +342,11 @@ def metrics_table(metrics: dict, setup: str, kind: str) -> list[dict]:
         {"metric": "detector's mean score: anomalies -> CEs",
          "this model": f"{metrics.get('mean_score_anomalies', float('nan')):.3f} -> "
                        f"{metrics.get('mean_score_ce', float('nan')):.3f}", "paper": None},
+        *([] if metrics.get("judged_normal_ce") is None else [
+            {"metric": "judged normal by an independent classifier (%): anomalies -> CEs "
+                       "(normal test images)",
+             "this model": f"{pct(metrics['judged_normal_anomalies'])} -> {pct(metrics['judged_normal_ce'])} "
+                           f"({pct(metrics['judged_normal_normal_test'])})", "paper": None}]),
         {"metric": "minimality: MSE anomaly vs CE", "this model": metrics.get("mse"), "paper": None},
         {"metric": "minimality: SSIM anomaly vs CE", "this model": metrics.get("ssim"), "paper": None},
     ] + ([] if "plain_edit_mean_score" not in metrics else [
@@ -393,12 +423,21 @@ def _psi_cost(meta: dict) -> str:
     return f"{seconds} s" + (f" for {n} images, {seconds / n:.2f} s per image" if n else "")
 
 
+def _judged(routes: dict | None) -> str:
+    """", judged normal 41 % (digit 1 12 %, red 33 %)" for one concept's CEs, or ""."""
+    if not routes:
+        return ""
+    ways = ", ".join(f"{k} {100 * v:.0f} %" for k, v in routes.items() if k != "normal")
+    return f", judged normal {100 * routes['normal']:.0f} %" + (f" ({ways})" if len(routes) > 2 else "")
+
+
 def card(r: ModelRecord, b: Bundle) -> str:
     m, meta, s, c = r.metrics, r.meta, r.meta.get("train_settings", {}), r.config
     rows = "\n".join(f"| {row['metric']} | {row['this model']} | {row['paper'] if row['paper'] is not None else ''} |"
                      for row in metrics_table(m, meta.get("setup", ""), meta.get("detector_kind", "")))
     per_k = " · ".join(f"k = {k + 1}: AuROC {100 * m.get(f'auroc_k{k + 1}', float('nan')):.1f} %, mean score "
-                       f"{m.get(f'mean_score_ce_k{k + 1}', float('nan')):.3f}" for k in range(c["concepts"]))
+                       f"{m.get(f'mean_score_ce_k{k + 1}', float('nan')):.3f}"
+                       + _judged(m.get("judged_routes_ce", {}).get(f"k{k + 1}")) for k in range(c["concepts"]))
     return f"""# Counterfactual generator ({r.preset} preset) — {meta.get('setup')}, {meta.get('detector_kind', '').upper()} detector
 
 {_method(r)}
@@ -422,8 +461,17 @@ def card(r: ModelRecord, b: Bundle) -> str:
 | --- | --- | --- |
 {rows}
 
-Per concept: {per_k}.
-"""
+Per concept: {per_k}.{_judge_note(m)}
+{"".join(f"{chr(10)}{n}{chr(10)}" for n in meta.get("notes", []))}"""
+
+
+def _judge_note(m: dict) -> str:
+    if m.get("judged_normal_ce") is None:
+        return ""
+    return (f"\n\n\"Judged normal\": the share of images that the feature extractor "
+            f"(`{m.get('feature_extractor')}`, a classifier of the dataset's own labels, independent of "
+            "the detector and the generator) puts in a normal class; a proxy for whether a person would "
+            "recognise a counterfactual as normal.")
 
 
 def stable_diffusion_edit(b: Bundle, pipe, image: np.ndarray, source: str, target: str,  # noqa: ANN001

@@ -90,6 +90,19 @@ def describe(setup: str) -> str:
     raise DataError(f"unknown setup {setup!r} (use mnist:<digit>, cmnist:one+red or cifar10:<class>)")
 
 
+def normal_routes(setup: str, predictions: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Which images a classifier of the dataset's labels puts in a normal class of ``setup``, per
+    way of being normal: {"digit 7": ...} for mnist:7; {"digit 1": ..., "red": ...} for
+    cmnist:one+red. predictions: one (N,) array per head (digit; digit and colour) of the setup's
+    feature extractor. An image is judged normal where any route is True."""
+    kind, _, arg = setup.partition(":")
+    if kind == "mnist":
+        return {f"digit {arg}": predictions[0] == int(arg)}
+    if kind == "cmnist" and len(predictions) >= 2:
+        return {"digit 1": predictions[0] == 1, "red": predictions[1] == list(digits.COLOURS).index("red")}
+    raise DataError(f"{setup}: no classifier-based normality rule for this setup")
+
+
 def load_setup(setup: str, path: str | Path | None = None, seed: int = 0) -> SemanticData:
     """The arrays of ``setup``; ``path``: the MNIST npz/IDX folder or the CIFAR-10 folder
     (default: the embedded MNIST). Coloured MNIST's colours come from ``seed``."""

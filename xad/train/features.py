@@ -49,6 +49,17 @@ def features(model: FeatureNet, images: np.ndarray, batch_size: int = 512) -> np
     return np.concatenate(out)
 
 
+@torch.no_grad()
+def predict(model: FeatureNet, images: np.ndarray, batch_size: int = 512) -> list[np.ndarray]:
+    """The classifier's own predictions, one (N,) int array per head (digit; digit and colour)."""
+    model.eval()
+    heads: list[list[np.ndarray]] = [[] for _ in model.config.heads]
+    for i in range(0, len(images), batch_size):
+        for h, logits in zip(heads, model(to_tensor(images[i: i + batch_size]))):
+            h.append(logits.argmax(1).numpy())
+    return [np.concatenate(h) if h else np.zeros(0, np.int64) for h in heads]
+
+
 def run(dataset: str, out: Path, steps: int = 800, seed: int = 0, data_path: str | None = None,
         command: str = "") -> Path:
     x_tr, y_tr, x_te, y_te = arrays(dataset, data_path)
