@@ -180,8 +180,13 @@ else:
                "the dataset's labels), not Inception: compare FID_N only between xad runs. "
                "\"Judged normal\": the share of images that this same classifier, independent of the "
                "detector, puts in a normal class (a proxy for whether a person sees a normal image).")
-    for note in b.record.meta.get("notes", []):
-        st.warning(note)
+    notes = b.record.meta.get("notes", [])
+    if notes:  # the first note is the model's headline limitation; the rest is detail from its card
+        st.warning(notes[0])
+    if len(notes) > 1:
+        with st.expander("More about this model (what was tried, from its card)"):
+            for note in notes[1:]:
+                st.markdown(note)
     table_download(table, f"{b.record.path.name}_metrics", key="cf-metrics-csv")
     gan = cf.gan_counterpart(b.record) if b.backend == "diffedit" else None
     if gan is not None:

@@ -90,20 +90,23 @@ def tiny_ldm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_cf_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny detector (HSC, 5 steps) and a tiny counterfactual generator (3 steps) trained on
-    coloured MNIST through the commands, with a tiny FID extractor beside them."""
+    """A tiny detector (HSC, 5 steps, two-colour OE) and a tiny counterfactual generator (3 steps,
+    colour mixing) trained on coloured MNIST through the commands, with a tiny FID extractor beside them."""
     from xad.cli import main
 
     root = tmp_path_factory.mktemp("cf-weights")
     assert main(["train", "detector", "--setup", "cmnist:one+red", "--kind", "hsc", "--preset", "tiny",
-                 "--steps", "5", "--batch-size", "16", "--out", str(root / "detector" / "tiny")]) == 0
+                 "--steps", "5", "--batch-size", "16", "--oe", "letters-two-colour",
+                 "--out", str(root / "detector" / "tiny")]) == 0
+    assert "in a second colour" in (root / "detector" / "tiny" / "card.md").read_text()  # the OE chosen
     assert main(["train", "features", "--dataset", "cmnist", "--steps", "3",
                  "--out", str(root / "features" / "cmnist-tiny")]) == 0
     assert main(["train", "cegan", "--setup", "cmnist:one+red", "--detector", str(root / "detector" / "tiny"),
                  "--preset", "tiny", "--steps", "3", "--batch-size", "8", "--lr", "3e-4", "--d-lr", "6e-4",
-                 "--out", str(root / "cegan" / "tiny")]) == 0
-    settings = json.loads((root / "cegan" / "tiny" / "config.json").read_text())["train_settings"]
-    assert (settings["lr"], settings["d_lr"]) == (3e-4, 6e-4)  # TTUR learning rates are recorded
+                 "--colour-mixing", "--out", str(root / "cegan" / "tiny")]) == 0
+    record = json.loads((root / "cegan" / "tiny" / "config.json").read_text())
+    assert (record["train_settings"]["lr"], record["train_settings"]["d_lr"]) == (3e-4, 6e-4)  # TTUR recorded
+    assert record["config"]["colour_mixing"] and "3x3 colour matrix" in (root / "cegan" / "tiny" / "card.md").read_text()
     return root / "cegan" / "tiny"
 
 

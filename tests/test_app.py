@@ -171,6 +171,9 @@ def test_counterfactual_page_moves_sliders_and_takes_uploads(tiny_cf_bundle: Pat
 
     at = AppTest.from_file(str(ROOT / "pages/counterfactuals.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="cf_generator").value == "cegan/cmnist-one-red-bce"  # the shipped default
+    assert any("Known limitation" in w.value for w in at.warning)  # its card's notes: headline, details
+    assert any("What was tried" in m.value for e in at.expander for m in e.markdown)
     at.selectbox(key="cf_generator").set_value("Your weights folder …").run()
     at.text_input(key="cf_generator_folder").input(str(tiny_cf_bundle.parent)).run()
     assert any("Cannot use this generator" in e.value for e in at.error)  # not a cegan folder

@@ -53,6 +53,27 @@ def test_generator_starts_near_the_identity_and_takes_alpha_and_k() -> None:
     assert g.concept_logits(x, y).shape == (4, 2)
 
 
+def test_colour_mixing_recolours_the_whole_image_by_hand() -> None:
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    g = CEGAN(replace(GP["tiny"], colour_mixing=True)).eval()
+    x = torch.rand(2, 3, 32, 32)
+    a, k = torch.zeros(2), torch.tensor([0, 1])
+    gen = g.generator
+    with torch.no_grad():
+        gen.out.bias[3] = -60.0  # paint nothing: the output is the recoloured input
+        np.testing.assert_allclose(g(x, a, k).numpy(), x.numpy(), atol=1e-6)  # identity at init
+        gen.mixing.bias.copy_(torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0.5]]).flatten())  # swap R, G; halve B
+        y = g(x, a, k)
+    np.testing.assert_allclose(y[:, 0].numpy(), x[:, 1].numpy(), atol=1e-6)
+    np.testing.assert_allclose(y[:, 1].numpy(), x[:, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(y[:, 2].numpy(), 0.5 * x[:, 2].numpy(), atol=1e-6)
+    assert g(torch.zeros(1, 3, 32, 32), a[:1], k[:1]).abs().max() < 1e-3  # no offset: black stays black
+    with pytest.raises(ValueError, match="colour_mixing"):
+        replace(GP["tiny"], colour_mixing=True, space="latent", code_channels=4)
+
+
 def test_alpha_sampling() -> None:
     g = torch.Generator().manual_seed(0)
     a = sample_alpha(4000, "extremes", g)

@@ -44,3 +44,22 @@ def test_photo_crops_come_from_shipped_photos() -> None:
     p = semantic.outliers("photos", 6, seed=1)
     assert p.shape == (6, 32, 32, 3) and p.std() > 10
     np.testing.assert_array_equal(p, semantic.photo_crops(6, seed=1))
+
+
+def test_two_colour_oe_repaints_part_of_the_strokes_in_the_normal_colour() -> None:
+    x = semantic.letters(200, seed=5, coloured=True)
+    y = semantic.two_colour(x, seed=1, share=0.5, normal_colour=(1.0, 0.15, 0.1))
+    np.testing.assert_array_equal(y, semantic.two_colour(x, seed=1, share=0.5, normal_colour=(1.0, 0.15, 0.1)))
+    np.testing.assert_array_equal(y.max(-1), x.max(-1))  # the strokes' intensity is kept: only hue changes
+    changed = (y != x).any(-1)
+    per_image = changed.any((1, 2))
+    assert 0.35 < per_image.mean() < 0.65  # about half of the images get a second colour
+    ink = x.max(-1) > 50
+    share = changed[per_image].sum((1, 2)) / np.maximum(ink[per_image].sum((1, 2)), 1)
+    assert share.min() > 0.0 and share.max() < 0.9  # part of the strokes, never all of them
+    # half of the repaints are in the normal colour: red dominant, green and blue at ~0.15 / 0.1 of it
+    region = changed & ink
+    red = (y[..., 0] > 3 * y[..., 1]) & (y[..., 0] > 3 * y[..., 2])
+    assert (red & region).sum() / region.sum() > 0.3
+    mixed = semantic.outliers("letters-two-colour", 40, seed=2)
+    assert mixed.shape == (40, 32, 32, 3) and set(semantic.OE_KINDS) >= {"letters-two-colour", "letters"}

@@ -134,7 +134,7 @@ def _train_detector(args: argparse.Namespace) -> int:
     from xad.train.detector import DetectorSettings, run
 
     settings = DetectorSettings(kind=args.kind, steps=args.steps, batch_size=args.batch_size,
-                                seed=args.seed)
+                                seed=args.seed, oe=args.oe or "")
     print(run(args.setup, args.out, settings, args.data, args.preset,
               command="python -m xad " + shlex.join(args.argv)))
     return 0
@@ -156,6 +156,8 @@ def _train_cegan(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("lambda_rec", args.lambda_rec), ("lambda_phi", args.lambda_phi),
                                    ("lambda_r", args.lambda_r), ("lambda_gan", args.lambda_gan),
                                    ("alpha_sampling", args.alpha_sampling)) if v is not None}
+    if args.colour_mixing:
+        overrides["colour_mixing"] = True
     command = "python -m xad " + shlex.join(args.argv)
     if args.diffedit is not None:
         from xad.train import cegan_diffedit as cd
@@ -317,6 +319,8 @@ def _evaluate_vaegan(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from xad.data.semantic import OE_KINDS
+
     p = argparse.ArgumentParser(prog="python -m xad", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="datasets found and weights shipped, with their cards' metrics")
@@ -391,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("--steps", type=int, default=600)
     dt.add_argument("--batch-size", type=int, default=128)
     dt.add_argument("--seed", type=int, default=0)
+    dt.add_argument("--oe", choices=list(OE_KINDS), default=None,
+                    help="outlier exposure (default: the setup's; letters-two-colour: coloured OE, half of it "
+                         "partly repainted in the normal colour, so red specks alone do not look normal)")
     dt.set_defaults(func=_train_detector)
     ft = tr.add_parser("features", help="the FID feature extractor of a digit dataset")
     ft.add_argument("--dataset", choices=["mnist", "cmnist"], required=True)
@@ -416,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("lambda-rec", "lambda-phi", "lambda-r", "lambda-gan"):
         cg.add_argument(f"--{name}", type=float, default=None)
     cg.add_argument("--alpha-sampling", choices=["uniform", "extremes"], default=None)
+    cg.add_argument("--colour-mixing", action="store_true",
+                    help="G may also recolour the whole image (a 3x3 colour matrix per image, from the "
+                         "identity); for data where colour is a concept, e.g. coloured MNIST")
     cg.add_argument("--diffedit", type=Path, default=None,
                     help="train the DiffEdit version: G' on latents edited by DiffEdit with this "
                          "diffedit weights folder (python -m xad train diffedit)")

@@ -400,7 +400,10 @@ def _method(r: ModelRecord) -> str:
     meta, c = r.meta, r.config
     if meta.get("backend") != "diffedit":
         return f"""Concept-disentangled counterfactual GAN of Liznerski et al., "Reimagining Anomalies": G(x, alpha, k)
-with K = {c['concepts']} concepts, trained against the frozen detector `{meta.get('detector')}`."""
+with K = {c['concepts']} concepts, trained against the frozen detector `{meta.get('detector')}`.""" + (
+            "\nG may recolour the whole image: a 3x3 colour matrix per image, predicted from G's bottleneck "
+            "and started at the identity, under the pixels G paints (`--colour-mixing`)."
+            if c.get("colour_mixing") else "")
     p = meta.get("psi", {})
     return f"""DiffEdit version of Liznerski et al., "Reimagining Anomalies": G(x, alpha, k) =
 A_dec(G'(psi(A_enc(x)), alpha, k)) with K = {c['concepts']} concepts, trained against the frozen

@@ -236,11 +236,53 @@ def photo_crops(n: int, seed: int = 0, size: int = SIZE) -> np.ndarray:
     return out
 
 
+def two_colour(images: np.ndarray, seed: int = 0, share: float = 0.5,
+               normal_colour: tuple[float, float, float] | None = None) -> np.ndarray:
+    """Repaint part of the strokes of a random ``share`` of coloured OE ``images`` (N, H, W, 3)
+    uint8 in a second colour: the region is smoothed noise above a threshold (specks to halves of
+    the image); the second colour is ``normal_colour`` half of the time, else a random hue.
+
+    Why: coloured MNIST has a colour that is normal by itself (red digits). With single-coloured OE
+    a detector may learn "some red pixels -> normal", and a counterfactual generator then fools it
+    with red specks; OE whose strokes are partly in the normal colour teaches that the whole
+    drawing must have it."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    out = images.copy()
+    for i in np.flatnonzero(rng.random(len(images)) < share):
+        g = images[i].max(-1).astype(np.float32) / 255  # the stroke intensity (colours have max 1)
+        field = gaussian_filter(rng.normal(size=g.shape), float(rng.uniform(1.0, 5.0)))
+        ink = field[g > 0.2]
+        if not len(ink):
+            continue
+        region = field > np.quantile(ink, float(rng.uniform(0.3, 0.95)))  # 5-70 % of the strokes
+        if normal_colour is not None and rng.random() < 0.5:
+            c = np.asarray(normal_colour, np.float32)
+            c = c / c.max()
+        else:
+            c = _colour(rng, True)
+        out[i][region] = np.clip(np.rint(g[region, None] * c * 255), 0, 255).astype(np.uint8)
+    return out
+
+
+#: OE kinds: what a setup uses by default (:func:`load_setup`) and what ``train detector --oe`` offers.
+OE_KINDS = {
+    "letters": "letters in Pillow's bundled font and pen scribbles (random size, stroke, rotation, shift)",
+    "letters-coloured": "letters in Pillow's bundled font and pen scribbles in random colours",
+    "letters-two-colour": "letters in Pillow's bundled font and pen scribbles in random colours, half of "
+                          "them with part of the strokes in a second colour (half the time red, the "
+                          "normal colour)",
+    "photos": "random crops of the photos shipped with scikit-image and scikit-learn",
+}
+
+
 def outliers(kind: str, n: int, seed: int = 0) -> np.ndarray:
-    """OE of ``kind`` ("letters", "letters-coloured", "photos"): (N, 32, 32, 3) uint8."""
+    """OE of ``kind`` (a key of :data:`OE_KINDS`): (N, 32, 32, 3) uint8."""
     if kind == "photos":
         return photo_crops(n, seed)
-    if kind in ("letters", "letters-coloured"):  # half letters, half scribbles
-        coloured = kind == "letters-coloured"
-        return np.concatenate([letters(n - n // 2, seed, coloured), scribbles(n // 2, seed + 7919, coloured)])
+    if kind in ("letters", "letters-coloured", "letters-two-colour"):  # half letters, half scribbles
+        coloured = kind != "letters"
+        x = np.concatenate([letters(n - n // 2, seed, coloured), scribbles(n // 2, seed + 7919, coloured)])
+        return two_colour(x, seed + 104729, normal_colour=digits.COLOURS["red"]) if kind == "letters-two-colour" else x
     raise ValueError(f"unknown OE kind {kind!r}")

@@ -48,12 +48,18 @@ class CEGANConfig:
     # DiffEdit version: code_channels planes, any real values)
     space: str = "image"
     code_channels: int = 3
+    # an image-space G may also recolour the whole image: a 3x3 colour mixing matrix per image
+    # (predicted from G's bottleneck, starting at the identity, no offset so black stays black)
+    # that the painted pixels are blended over; off in the shipped MNIST setups
+    colour_mixing: bool = False
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
             raise ValueError(f"space must be one of {SPACES}")
         if self.space == "image" and self.code_channels != 3:
             raise ValueError("an image-space generator maps RGB images: code_channels must be 3")
+        if self.colour_mixing and self.space != "image":
+            raise ValueError("colour_mixing recolours RGB images: only for space 'image'")
         if self.alpha_sampling not in ALPHA_SAMPLING:
             raise ValueError(f"alpha_sampling must be one of {ALPHA_SAMPLING}")
         if self.concepts < 1:
@@ -100,6 +106,11 @@ class Generator(nn.Module):
         self.out = nn.Conv2d(2 * chs[0], self.cc + 1, 3, padding=1)  # colour (cc), where to use it (1)
         with torch.no_grad():
             self.out.bias[self.cc] = -3.0  # start close to the identity: change little
+        self.mixing = nn.Linear(chs[-1] + cond, 9) if c.colour_mixing else None
+        if self.mixing is not None:  # starts at the identity matrix
+            nn.init.zeros_(self.mixing.weight)
+            with torch.no_grad():
+                self.mixing.bias.copy_(torch.eye(3).flatten())
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, H, W) in [0, 1] (or (B, code_channels, h, w) latents); alpha: (B,) in
@@ -116,11 +127,15 @@ class Generator(nn.Module):
             skips.append(hcur)
         for block in self.blocks:
             hcur = block(hcur, c)
+        base = x
+        if self.mixing is not None:  # recolour the whole image: x' = M x per pixel, M (3, 3) per image
+            mix = self.mixing(torch.cat([hcur.mean((2, 3)), c], 1)).view(b, 3, 3)
+            base = torch.einsum("bij,bjhw->bihw", mix, x).clamp(0, 1)
         for up in self.up:
             hcur = F.relu(up(torch.cat([hcur, skips.pop()], 1)))
         colour, where = self.out(torch.cat([hcur, skips.pop()], 1)).split([self.cc, 1], dim=1)
         m = torch.sigmoid(where)
-        return m * (colour if self.latent else torch.sigmoid(colour)) + (1 - m) * x
+        return m * (colour if self.latent else torch.sigmoid(colour)) + (1 - m) * base
 
 
 def _sn_net(channels: tuple[int, ...], in_ch: int, size: int, out: int) -> nn.Sequential:

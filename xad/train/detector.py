@@ -35,6 +35,7 @@ class DetectorSettings:
     lr: float = 1e-3
     seed: int = 0
     oe_pool: int = 20000  # OE images rendered once, sampled from
+    oe: str = ""  # OE kind (a key of semantic.OE_KINDS); "" = the setup's default
 
 
 def _shift(x: torch.Tensor, g: torch.Generator, pixels: int = 2) -> torch.Tensor:
@@ -106,12 +107,13 @@ def run(setup: str, out: Path, settings: DetectorSettings, data_path: str | None
     torch.manual_seed(settings.seed)
     model = Detector(dataclasses.replace(PRESETS[preset], kind=settings.kind))
     n_oe = min(settings.oe_pool, settings.steps * settings.batch_size // 2)  # never more than drawn
-    oe = None if settings.kind == "dsvdd" else semantic.outliers(data.oe_kind, n_oe, settings.seed + 1)
+    oe_kind = settings.oe or data.oe_kind
+    oe = None if settings.kind == "dsvdd" else semantic.outliers(oe_kind, n_oe, settings.seed + 1)
     log = train(model, data.normal_train, oe, settings)
     metrics = evaluate(model, data)
     meta = {"setup": setup, "setup_description": data.description, "image_size": 32,
             "training_data": f"{len(data.normal_train)} normal training images of {setup}"
-                             + ("" if oe is None else f" + {len(oe)} OE images ({data.oe_kind})"),
+                             + ("" if oe is None else f" + {len(oe)} OE images ({oe_kind})"),
             "data_path": portable(data_path) if data_path else "embedded MNIST",
             "seed": settings.seed, "train_settings": asdict(settings), **log,
             "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
@@ -127,9 +129,6 @@ def card(folder: Path) -> str:
 
     r = read_record(folder)
     m, meta, s = r.metrics, r.meta, r.meta.get("train_settings", {})
-    oe = {"letters": "letters in Pillow's bundled font (random size, stroke, rotation, shift)",
-          "letters-coloured": "letters in Pillow's bundled font in random colours",
-          "photos": "random crops of the photos shipped with scikit-image and scikit-learn"}
     return f"""# Detector {r.config['kind'].upper()} ({r.preset} preset) — {meta.get('setup')}
 
 Semantic anomaly detector for the counterfactual explanations of Liznerski et al.
@@ -137,7 +136,7 @@ Semantic anomaly detector for the counterfactual explanations of Liznerski et al
 
 - **Command:** `{meta.get('command', '')}`
 - **Data:** {meta.get('training_data')}; MNIST from {meta.get('data_path')}. Outlier exposure is
-  never a ground-truth anomaly class: {oe.get(meta.get('training_data', '').split('(')[-1].rstrip(')'), 'none (one-class)')}.
+  never a ground-truth anomaly class: {semantic.OE_KINDS.get(meta.get('training_data', '').split('(')[-1].rstrip(')'), 'none (one-class)')}.
 - **Seed:** {meta.get('seed')}; {s.get('steps')} steps of batch {s.get('batch_size')}; Adam lr {s.get('lr')}
 - **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('threads')} threads
 
@@ -147,4 +146,4 @@ Semantic anomaly detector for the counterfactual explanations of Liznerski et al
 | AUROC, normal vs ground-truth anomalies | {m.get('test_auroc', float('nan')):.3f} |
 | mean score, normal test images | {m.get('mean_score_normal', float('nan')):.3f} |
 | mean score, anomalous test images | {m.get('mean_score_anomalous', float('nan')):.3f} |
-"""
+{"".join(f"{chr(10)}{n}{chr(10)}" for n in meta.get("notes", []))}"""
