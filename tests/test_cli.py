@@ -31,3 +31,11 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "xad", "data", "check", "--data", str(tmp_path / "x")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+
+
+def test_colour_mixing_is_refused_for_the_latent_version(capsys) -> None:  # noqa: ANN001
+    from xad.cli import main
+
+    assert main(["train", "cegan", "--setup", "mnist:7", "--detector", "weights/detector/mnist-7-hsc",
+                 "--diffedit", "weights/diffedit/mnist-cpu", "--colour-mixing", "--out", "unused"]) == 2
+    assert "--colour-mixing recolours images" in capsys.readouterr().err

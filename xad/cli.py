@@ -157,6 +157,8 @@ def _train_cegan(args: argparse.Namespace) -> int:
                                    ("lambda_r", args.lambda_r), ("lambda_gan", args.lambda_gan),
                                    ("alpha_sampling", args.alpha_sampling)) if v is not None}
     if args.colour_mixing:
+        if args.diffedit is not None:
+            raise DataError("--colour-mixing recolours images; the DiffEdit version's G' maps latents")
         overrides["colour_mixing"] = True
     command = "python -m xad " + shlex.join(args.argv)
     if args.diffedit is not None:
@@ -396,8 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("--batch-size", type=int, default=128)
     dt.add_argument("--seed", type=int, default=0)
     dt.add_argument("--oe", choices=list(OE_KINDS), default=None,
-                    help="outlier exposure (default: the setup's; letters-two-colour: coloured OE, half of it "
-                         "partly repainted in the normal colour, so red specks alone do not look normal)")
+                    help="outlier exposure (default: the setup's; letters-two-colour, for coloured MNIST: coloured OE, "
+                         "half of it partly repainted in red, the normal colour, so red specks alone do not "
+                         "look normal)")
     dt.set_defaults(func=_train_detector)
     ft = tr.add_parser("features", help="the FID feature extractor of a digit dataset")
     ft.add_argument("--dataset", choices=["mnist", "cmnist"], required=True)
