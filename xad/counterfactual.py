@@ -31,8 +31,8 @@ from xad.models.cegan import CEGAN
 from xad.models.detectors import Detector
 from xad.models.diffedit import TextLDM, decode, diffedit, pipeline
 from xad.models.features import FeatureNet
-from xad.weights import (WEIGHTS_DIR, ModelRecord, WeightsError, find_model, list_models, load_model, read_record,
-                         write_metrics)
+from xad.weights import (WEIGHTS_DIR, ModelRecord, WeightsError, card_notes, find_model, list_models, load_model,
+                         read_record, write_metrics)
 
 #: Table 1 / 2 of the paper (AuROC normal vs CE, FID_N; in %), for comparison in the UI.
 PAPER = {"cmnist": {"bce": (55.6, 56), "hsc": (55.8, 95), "dsvdd": (61.5, 83)},
@@ -465,7 +465,7 @@ def card(r: ModelRecord, b: Bundle) -> str:
 {rows}
 
 Per concept: {per_k}.{_judge_note(m)}
-{"".join(f"{chr(10)}{n}{chr(10)}" for n in meta.get("notes", []))}"""
+{card_notes(meta)}"""
 
 
 def _judge_note(m: dict) -> str:

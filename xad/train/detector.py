@@ -125,7 +125,7 @@ def run(setup: str, out: Path, settings: DetectorSettings, data_path: str | None
 
 
 def card(folder: Path) -> str:
-    from xad.weights import read_record
+    from xad.weights import card_notes, read_record
 
     r = read_record(folder)
     m, meta, s = r.metrics, r.meta, r.meta.get("train_settings", {})
@@ -146,4 +146,4 @@ Semantic anomaly detector for the counterfactual explanations of Liznerski et al
 | AUROC, normal vs ground-truth anomalies | {m.get('test_auroc', float('nan')):.3f} |
 | mean score, normal test images | {m.get('mean_score_normal', float('nan')):.3f} |
 | mean score, anomalous test images | {m.get('mean_score_anomalous', float('nan')):.3f} |
-{"".join(f"{chr(10)}{n}{chr(10)}" for n in meta.get("notes", []))}"""
+{card_notes(meta)}"""
