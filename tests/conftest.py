@@ -91,7 +91,7 @@ def tiny_ldm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cf_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny detector (HSC, 5 steps, two-colour OE) and a tiny counterfactual generator (3 steps,
-    colour mixing) trained on coloured MNIST through the commands, with a tiny FID extractor beside them."""
+    colour mixing, intensity cycle) trained on coloured MNIST through the commands, with a tiny FID extractor beside them."""
     from xad.cli import main
 
     root = tmp_path_factory.mktemp("cf-weights")
@@ -103,10 +103,12 @@ def tiny_cf_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  "--out", str(root / "features" / "cmnist-tiny")]) == 0
     assert main(["train", "cegan", "--setup", "cmnist:one+red", "--detector", str(root / "detector" / "tiny"),
                  "--preset", "tiny", "--steps", "3", "--batch-size", "8", "--lr", "3e-4", "--d-lr", "6e-4",
-                 "--colour-mixing", "--out", str(root / "cegan" / "tiny")]) == 0
+                 "--colour-mixing", "--cycle", "intensity", "--out", str(root / "cegan" / "tiny")]) == 0
     record = json.loads((root / "cegan" / "tiny" / "config.json").read_text())
     assert (record["train_settings"]["lr"], record["train_settings"]["d_lr"]) == (3e-4, 6e-4)  # TTUR recorded
-    assert record["config"]["colour_mixing"] and "3x3 colour matrix" in (root / "cegan" / "tiny" / "card.md").read_text()
+    card = (root / "cegan" / "tiny" / "card.md").read_text()
+    assert record["config"]["colour_mixing"] and "3x3 colour matrix" in card
+    assert record["config"]["cycle"] == "intensity" and "`--cycle intensity`" in card
     return root / "cegan" / "tiny"
 
 

@@ -39,3 +39,6 @@ def test_colour_mixing_is_refused_for_the_latent_version(capsys) -> None:  # noq
     assert main(["train", "cegan", "--setup", "mnist:7", "--detector", "weights/detector/mnist-7-hsc",
                  "--diffedit", "weights/diffedit/mnist-cpu", "--colour-mixing", "--out", "unused"]) == 2
     assert "--colour-mixing recolours images" in capsys.readouterr().err
+    assert main(["train", "cegan", "--setup", "mnist:7", "--detector", "weights/detector/mnist-7-hsc",
+                 "--diffedit", "weights/diffedit/mnist-cpu", "--cycle", "intensity", "--out", "unused"]) == 2
+    assert "--cycle intensity compares RGB images" in capsys.readouterr().err

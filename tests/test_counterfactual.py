@@ -74,6 +74,23 @@ def test_colour_mixing_recolours_the_whole_image_by_hand() -> None:
         replace(GP["tiny"], colour_mixing=True, space="latent", code_channels=4)
 
 
+def test_intensity_cycle_ignores_a_recolouring_by_hand() -> None:
+    from dataclasses import replace
+
+    from xad.train.cegan import cycle_loss
+
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, 1, 1:3, 1:3] = 1.0  # a green square: 4 of 16 pixels
+    back = x[:, [1, 0, 2]]  # the same square in red
+    assert cycle_loss(x, back, "intensity").item() == 0.0
+    assert cycle_loss(x, back, "full").item() == pytest.approx(2 * 4 / 48)  # two channels differ on 4 pixels
+    assert cycle_loss(x, 0.5 * back, "intensity").item() == pytest.approx(0.5 * 4 / 16)  # dimming still costs
+    with pytest.raises(ValueError, match="cycle"):
+        replace(GP["tiny"], cycle="intensity", space="latent", code_channels=4)
+    with pytest.raises(ValueError, match="cycle"):
+        replace(GP["tiny"], cycle="luma")
+
+
 def test_alpha_sampling() -> None:
     g = torch.Generator().manual_seed(0)
     a = sample_alpha(4000, "extremes", g)

@@ -160,6 +160,10 @@ def _train_cegan(args: argparse.Namespace) -> int:
         if args.diffedit is not None:
             raise DataError("--colour-mixing recolours images; the DiffEdit version's G' maps latents")
         overrides["colour_mixing"] = True
+    if args.cycle is not None:
+        if args.diffedit is not None and args.cycle != "full":
+            raise DataError("--cycle intensity compares RGB images; the DiffEdit version's G' maps latents")
+        overrides["cycle"] = args.cycle
     command = "python -m xad " + shlex.join(args.argv)
     if args.diffedit is not None:
         from xad.train import cegan_diffedit as cd
@@ -429,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     cg.add_argument("--colour-mixing", action="store_true",
                     help="G may also recolour the whole image (a 3x3 colour matrix per image, from the "
                          "identity); for data where colour is a concept, e.g. coloured MNIST")
+    cg.add_argument("--cycle", choices=["full", "intensity"], default=None,
+                    help="what L_cyc compares: every channel (full, the default) or the per-pixel max "
+                         "over channels (intensity), so a CE that recolours need not keep the old colour")
     cg.add_argument("--diffedit", type=Path, default=None,
                     help="train the DiffEdit version: G' on latents edited by DiffEdit with this "
                          "diffedit weights folder (python -m xad train diffedit)")

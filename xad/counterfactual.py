@@ -403,7 +403,9 @@ def _method(r: ModelRecord) -> str:
 with K = {c['concepts']} concepts, trained against the frozen detector `{meta.get('detector')}`.""" + (
             "\nG may recolour the whole image: a 3x3 colour matrix per image, predicted from G's bottleneck "
             "and started at the identity, under the pixels G paints (`--colour-mixing`)."
-            if c.get("colour_mixing") else "")
+            if c.get("colour_mixing") else "") + (
+            "\nL_cyc compares only the per-pixel max over channels (`--cycle intensity`): turning a CE back "
+            "need not recover a colour it replaced." if c.get("cycle") == "intensity" else "")
     p = meta.get("psi", {})
     return f"""DiffEdit version of Liznerski et al., "Reimagining Anomalies": G(x, alpha, k) =
 A_dec(G'(psi(A_enc(x)), alpha, k)) with K = {c['concepts']} concepts, trained against the frozen

@@ -27,6 +27,7 @@ from xad.weights import register
 
 ALPHA_SAMPLING = ("uniform", "extremes")
 SPACES = ("image", "latent")
+CYCLES = ("full", "intensity")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class CEGANConfig:
     # (predicted from G's bottleneck, starting at the identity, no offset so black stays black)
     # that the painted pixels are blended over; off in the shipped MNIST setups
     colour_mixing: bool = False
+    # what L_cyc compares: "full" (every channel) or "intensity" (an image-space G only: the
+    # per-pixel max over channels, so turning the CE back need not recover a colour it replaced)
+    cycle: str = "full"
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -60,6 +64,10 @@ class CEGANConfig:
             raise ValueError("an image-space generator maps RGB images: code_channels must be 3")
         if self.colour_mixing and self.space != "image":
             raise ValueError("colour_mixing recolours RGB images: only for space 'image'")
+        if self.cycle not in CYCLES:
+            raise ValueError(f"cycle must be one of {CYCLES}")
+        if self.cycle == "intensity" and self.space != "image":
+            raise ValueError("cycle 'intensity' compares RGB images: only for space 'image'")
         if self.alpha_sampling not in ALPHA_SAMPLING:
             raise ValueError(f"alpha_sampling must be one of {ALPHA_SAMPLING}")
         if self.concepts < 1:

@@ -7,6 +7,8 @@ frozen detector phi, with the full objective of their eq. (1):
 - L_phi: the continuous BCE between the target alpha and phi(G(x, alpha, k)) (the paper writes it
   with a minus sign in front of the log-likelihood; we minimise the cross entropy);
 - L_rec = |x - G(x, phi(x), k)|_1, L_cyc = |x - G(G(x, alpha, k), phi(x), k)|_1 (means over pixels);
+  with ``cycle = "intensity"`` L_cyc compares only the per-pixel max over channels, so a CE that
+  recolours the input (a green digit made red) need not carry its old colour for the way back;
 - L_con = CE(k, R(x, x_bar)) + CE(k, R(x_bar, x_bar)), minimised by G and R together;
 - pseudo-anomalies: a share of each batch is replaced by G(x, alpha in [0.8, 1], k') (no gradient)
   with its own phi, so G also learns to turn (pseudo-)anomalies back into normal images;
@@ -72,6 +74,14 @@ def score_loss(phi: torch.nn.Module, x: torch.Tensor, alpha: torch.Tensor) -> to
     return -(alpha * log_s + (1 - alpha) * log_1ms).mean()
 
 
+def cycle_loss(x: torch.Tensor, x_back: torch.Tensor, how: str = "full") -> torch.Tensor:
+    """L_cyc: mean |x - x_back| over every channel ("full"), or over the per-pixel max over
+    channels ("intensity"; a digit drawn in another colour of the same brightness costs nothing)."""
+    if how == "intensity":
+        return (x.amax(1) - x_back.amax(1)).abs().mean()
+    return (x - x_back).abs().mean()
+
+
 def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Tensor,
            g: torch.Generator, decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
            images: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -103,7 +113,7 @@ def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Te
     l_g = -model.discriminate(x_bar).float().mean()
     l_phi = score_loss(phi, x_bar, alpha)
     l_rec = (x - model(x, phi_x, k).float()).abs().mean()
-    l_cyc = (x - model(code_bar, phi_x, k).float()).abs().mean()
+    l_cyc = cycle_loss(x, model(code_bar, phi_x, k).float(), c.cycle)
     l_con = F.cross_entropy(model.concept_logits(img, x_bar).float(), k) + \
         F.cross_entropy(model.concept_logits(x_bar, x_bar).float(), k)
     total = c.lambda_gan * l_g + c.lambda_phi * l_phi + c.lambda_rec * (l_rec + l_cyc) + c.lambda_r * l_con
