@@ -51,7 +51,7 @@ class CEGANConfig:
     code_channels: int = 3
     # an image-space G may also recolour the whole image: a 3x3 colour mixing matrix per image
     # (predicted from G's bottleneck, starting at the identity, no offset so black stays black)
-    # that the painted pixels are blended over; off in the shipped MNIST setups
+    # that the painted pixels are blended over; on in the shipped coloured-MNIST generator
     colour_mixing: bool = False
     # what L_cyc compares: "full" (every channel) or "intensity" (an image-space G only: the
     # per-pixel max over channels, so turning the CE back need not recover a colour it replaced)
