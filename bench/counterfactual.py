@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xad import counterfactual as cf  # noqa: E402
-from xad import plots_counterfactual as pc  # noqa: E402
+from xad.plots import counterfactual as pc  # noqa: E402
 
 
 def median_ms(fn, moves: int) -> float:  # noqa: ANN001

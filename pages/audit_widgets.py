@@ -9,7 +9,8 @@ import numpy as np
 import streamlit as st
 
 from pages.common import datasets, figure_downloads
-from xad import audit, plots_audit, resolve
+from xad import audit, resolve
+from xad.plots import audit as plots_audit
 from xad.data import catalog
 from xad.data.mvtec import MVTecDataset
 from xad.data.transforms import DataError, decode_image_bytes

@@ -10,7 +10,7 @@ import streamlit as st
 
 from pages.common import figure_downloads, table_download, weights_picker
 from xad import counterfactual as cf
-from xad import plots_counterfactual as pc
+from xad.plots import counterfactual as pc
 from xad.data.transforms import DataError, decode_image_bytes
 from xad.models import diffedit as de
 from xad.models.detectors import bounding_note

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import add_folder_form, datasets, figure_downloads, table_download
-from xad import plots
+from xad.plots import dataset as plots
 from xad.data import catalog
 from xad.data.transforms import DataError
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from pages.common import figure_downloads, table_download, weights_picker
 from xad import ldm
-from xad import plots_ldm as pl
+from xad.plots import ldm as pl
 from xad.data.transforms import DataError
 from xad.train.ldm import MultiClassData, load_setting
 from xad.weights import WeightsError

@@ -5,7 +5,8 @@ import streamlit as st
 
 from pages.audit_widgets import controls, live_panel, sample_panel, upload_panel
 from pages.common import figure_downloads, table_download
-from xad import audit, plots_audit
+from xad import audit
+from xad.plots import audit as plots_audit
 from xad.data.transforms import DataError
 from xad.export import audit_report_html
 

@@ -128,7 +128,7 @@ def test_vaegan_audit_page_opens_a_cli_run_and_refuses_bad_input(
 
 
 def test_selected_point_maps_to_its_sample() -> None:
-    from xad.plots_audit import selected_id
+    from xad.plots.audit import selected_id
 
     event = {"points": [{"curve_number": 3, "point_index": 1, "customdata": "hexnut/test/cut/004"}]}
     assert selected_id(event) == "hexnut/test/cut/004"

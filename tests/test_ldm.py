@@ -85,7 +85,7 @@ def test_sweep_is_cached_on_disk_and_keyed_by_parameters(tiny_ldm, tmp_path, mon
 
 def test_sample_view_and_figures(tiny_ldm) -> None:  # noqa: ANN001
     from xad import ldm
-    from xad import plots_ldm as pl
+    from xad.plots import ldm as pl
 
     model, record = ldm.load(tiny_ldm)
     data = load_setting(record.meta["setting"])

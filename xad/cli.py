@@ -283,7 +283,7 @@ def _ldm(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from xad import ldm
-    from xad import plots_ldm as pl
+    from xad.plots import ldm as pl
     from xad.export import write_figure
     from xad.train.ldm import load_setting
 

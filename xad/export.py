@@ -107,7 +107,7 @@ def audit_report_html(run_path: str | Path) -> str:
     from xad import resolve
     from xad.audit import load_run
     from xad.data.catalog import resolve_mvtec
-    from xad.plots_audit import fig2_scatter, sample_row_image
+    from xad.plots.audit import fig2_scatter, sample_row_image
 
     run = load_run(run_path)
     setups = tuple(run.info["params"]["setups"])

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.colors import sample_colorscale
 
-from xad.plots import upscale
+from xad.plots.dataset import upscale
 
 PIXELS = 160  # display size of one 32 px image
 
