@@ -4,10 +4,10 @@ anomalous, and how do reconstructions drift as t grows? Pick a setting, slide t,
 import streamlit as st
 
 from pages.common import figure_downloads, table_download, weights_picker
-from xad import ldm
-from xad.plots import ldm as pl
+from xad import ldm, ldm_report
+from xad.data.multiclass import MultiClassData, load_setting
 from xad.data.transforms import DataError
-from xad.train.ldm import MultiClassData, load_setting
+from xad.plots import ldm as pl
 from xad.weights import WeightsError
 
 st.title("Latent diffusion — which timestep separates normal from anomalous?")
@@ -39,13 +39,15 @@ records = ldm.models()
 with st.sidebar:
     st.header("Setting")
     folder = weights_picker(records, "Trained model", "ldm_model", "ldm", lambda r: r.meta.get("setting"))
-    sampler = st.radio("Reverse process", ["ddim", "ddpm"], key="ldm_sampler", horizontal=True,
+    sampler = st.radio("Reverse process", ["ddpm", "ddim"], key="ldm_sampler", horizontal=True,
                        format_func=lambda s: {"ddim": "DDIM (50-step schedule, fast)",
-                                              "ddpm": "DDPM (every step, the paper's)"}[s])
+                                              "ddpm": "DDPM (every step, the paper's Eq. 9)"}[s],
+                       help="The classifier's training pairs were made with DDPM: with DDIM it scores "
+                            "reconstructions made another way than its training pairs.")
     seed = int(st.number_input("Seed (which samples, which noise)", 0, 10_000, 0, key="ldm_seed"))
 if not folder:
     st.info("Enter an ldm weights folder (config.json + model.safetensors + card.md), or train one "
-            "with `python -m xad train ldm --setting mnist:0 --out weights/ldm/mine`.")
+            "with `python -m xad train ldm --setting mnist-anomalous:0 --out weights/ldm/mine`.")
     st.stop()
 try:
     model, record = model_for(folder)
@@ -58,9 +60,9 @@ c = model.config
 st.markdown(f"**Setting:** {record.meta.get('setting_description', record.meta.get('setting'))}.  \n"
             f"**Model:** VQ autoencoder {'/'.join(map(str, c.vq_channels))} → latent DDPM UNet "
             f"{'/'.join(map(str, c.unet_channels))} (T = {c.timesteps}) → ResNet-18 same-class classifier "
-            f"on (input, reconstruction). Anomaly score = the classifier's P(different class).  \n"
-            "The reconstruction noises the latent to t with one seeded draw and denoises back to 0; DDIM "
-            "starts at the largest timestep of its 50-step schedule that is ≤ t (multiples of 20).")
+            f"on (input, reconstruction). Anomaly score = the classifier's logit of \"different class\".  \n"
+            "The reconstruction noises the (unscaled) latent to t with one seeded draw and denoises back to 0 "
+            "by DDPM ancestral sampling; DDIM starts at the largest timestep of its 50-step schedule ≤ t.")
 
 
 @st.fragment
@@ -85,27 +87,37 @@ def live() -> None:
     with left:
         st.plotly_chart(fig, key="ldm_sample_fig")
         figure_downloads(fig, f"{record.path.name}_sample{i + 1}_t{t}", key="ldm-sample")
-    right.metric("classifier P(different class)", f"{v.scores[i]:.3f}")
+    right.metric("classifier logit of \"different\"", f"{v.scores[i]:+.2f}")
+    if v.predicted is not None:
+        right.metric("digit classifier reads the reconstruction as", str(v.predicted[i]))
     right.metric("latent error mean |z0 − ẑ0|", f"{v.latent_errors[i]:.3f}")
-    right.metric("pixel MSE", f"{v.errors[i]:.4f}")
 
-    st.subheader("AUROC as a function of t")
-    table = ldm.find_sweep(folder, data, sampler, 50, 500, seed)
+    st.subheader("AUROC and class drift as functions of t")
+    params = ldm.sweep_params(sampler, seed=seed)
+    table = ldm.find_sweep(folder, data, params)
     if table is None:
         st.info(f"No stored sweep for {sampler.upper()} with seed {seed}: computing one reconstructs up to "
-                f"1000 test images at {len(ldm.sweep_ts(model))} timesteps"
-                + (" (DDPM: several minutes on CPU)." if sampler == "ddpm" else "."))
-        if not st.button("Compute the AUROC-vs-t sweep", key="ldm_sweep_button"):
+                f"{2 * params['limit']} test images at {len(ldm.sweep_ts(model, params['step']))} timesteps.")
+        if not st.button("Compute the AUROC/drift-vs-t sweep", key="ldm_sweep_button"):
             return
         bar = st.progress(0.0, text="AUROC vs t")
-        table = ldm.cached_sweep(folder, data, sampler, 50, 500, seed, model,
+        table = ldm.cached_sweep(folder, data, params, model,
                                  progress=lambda i, n: bar.progress(i / n, text=f"AUROC vs t: {i}/{n} timesteps"))
         bar.empty()
-    fig = pl.auroc_curve_figure(table, t, f"AUROC vs t ({sampler.upper()}, up to 500 normal + 500 "
-                                "anomalous test images; seed " + str(seed) + ")")
-    st.plotly_chart(fig, key="ldm_curve")
-    figure_downloads(fig, f"{record.path.name}_auroc_vs_t_{sampler}", key="ldm-curve")
-    table_download(table, f"{record.path.name}_auroc_vs_t_{sampler}", key="ldm-curve-csv")
+    note = f"{sampler.upper()}, up to {params['limit']} normal + {params['limit']} anomalous test images; seed {seed}"
+    left, right = st.columns(2)
+    with left:
+        fig = pl.auroc_curve_figure(table, t, f"AUROC vs t ({note})")
+        st.plotly_chart(fig, key="ldm_curve")
+        figure_downloads(fig, f"{record.path.name}_auroc_vs_t_{sampler}", key="ldm-curve")
+    with right:
+        if "drift_normal" in table and table["drift_normal"].notna().any():
+            fig = pl.drift_curve_figure(table, t, "Class drift vs t (digit classifier weights/features/mnist-cpu)")
+            st.plotly_chart(fig, key="ldm_drift")
+            figure_downloads(fig, f"{record.path.name}_drift_vs_t_{sampler}", key="ldm-drift")
+        else:
+            st.info("No digit classifier for this data: class drift is measured on MNIST only.")
+    table_download(table, f"{record.path.name}_auroc_drift_vs_t_{sampler}", key="ldm-curve-csv")
 
 
 live()
@@ -116,15 +128,22 @@ fig = pl.timestep_grid_figure(v0.images, v0.labels, v0.anomalous, g, ldm.sweep_t
 st.plotly_chart(fig, key="ldm_grid")
 figure_downloads(fig, f"{record.path.name}_timestep_grid_{sampler}", key="ldm-grid")
 
-st.header("3 · The method against the baselines")
-if not record.metrics:
+st.header("3 · The method against the baselines and the ink control")
+if not record.metrics.get("auroc_method"):
     st.info(f"This model has no measured metrics yet: run `python -m xad evaluate ldm --weights {folder}`.")
 else:
-    table = ldm.auroc_table(record.metrics)
+    table = ldm_report.auroc_table(record.metrics, ldm_report.anomalous_digit(record))
     st.dataframe(table, hide_index=True, width="stretch")
-    digit = record.meta.get("setting", "").partition(":")[2]
-    paper = ldm.PAPER_MNIST.get(int(digit)) if digit.isdigit() else None
-    st.caption(f"At t = {record.metrics.get('ddim', {}).get('t', c.t_default)} on the test split (see the "
-               "model's card). " + (f"The paper reports {paper:.1f} % for its method on this digit "
-                                    "(MNIST Table 1)." if paper else ""))
+    st.caption(ldm_report.verdict(record.metrics) + " The ink control (sum of pixels, no model) shows when a "
+               "score only counts ink. " + ldm_report.PAPER_NOTE)
     table_download(table, f"{record.path.name}_auroc_table", key="ldm-table-csv")
+
+st.header("4 · Table 1: every shipped digit, ours beside the paper's")
+t1 = ldm_report.table1(records)
+if len(t1):
+    st.dataframe(t1, hide_index=True, width="stretch")
+    st.caption("AUROC % (ours: DDPM, t = 200, the shipped cards; regenerate with `python -m xad evaluate ldm "
+               "--table`). " + ldm_report.PAPER_NOTE)
+    table_download(t1, "ldm_table1", key="ldm-table1-csv")
+else:
+    st.info("No shipped MNIST latent-diffusion model has measured metrics yet.")

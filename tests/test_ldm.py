@@ -1,12 +1,21 @@
-"""The latent-diffusion detector's building blocks on a tiny config (diffusers + transformers)."""
+"""The latent-diffusion detector on a tiny config (diffusers + transformers), its evaluation, the
+setting syntax, Table 1, and (slow) a shipped digit re-evaluated against its card."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from xad.data import settings
+from xad.data.multiclass import holdout_split, load_setting
 from xad.data.transforms import DataError
 from xad.models.ldm import PRESETS, LatentDiffusionAD
-from xad.train.ldm import load_setting
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -15,14 +24,16 @@ def model() -> LatentDiffusionAD:
     return LatentDiffusionAD(PRESETS["tiny"]).eval()
 
 
-def test_shapes_and_latent_size(model: LatentDiffusionAD) -> None:
+def test_shapes_latent_size_and_logit_score(model: LatentDiffusionAD) -> None:
     x = torch.rand(3, 3, 32, 32)
     assert model.encode(x).shape == (3, 3, 8, 8)  # 32x32 -> 8x8x3, as the paper
-    r = model.reconstruct(x, 10, "ddim", 10, torch.Generator().manual_seed(0))
+    assert model.config.latent_scale == 1.0  # the paper's unscaled latents
+    r = model.reconstruct(x, 10, "ddpm", generator=torch.Generator().manual_seed(0))
     assert r.shape == x.shape and 0 <= r.min() and r.max() <= 1
-    assert model.sample(2, "ddim", 5, torch.Generator().manual_seed(0)).shape == (2, 3, 32, 32)
-    s = model.score(x, r)
-    assert s.shape == (3,) and ((s >= 0) & (s <= 1)).all()
+    assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 3, 32, 32)
+    logits = model.pair_logits(x, r)
+    torch.testing.assert_close(model.score(x, r), logits[:, 1] - logits[:, 0])
+    torch.testing.assert_close(model.p_different(x, r), torch.softmax(logits, 1)[:, 1])
     assert model.classifier.config.num_channels == 6 and model.classifier.config.depths == [2, 2, 2, 2]
 
 
@@ -40,75 +51,177 @@ def test_ddim_starts_at_the_schedule_step_below_t(model: LatentDiffusionAD) -> N
     assert t0 <= 20 and t0 % 5 == 0
 
 
-def test_settings() -> None:
-    d = load_setting("mnist:0")
+def test_setting_syntax_says_which_classes_are_normal(capsys: pytest.CaptureFixture) -> None:
+    s = settings.parse("mnist-anomalous:0")
+    assert (s.anomalous, s.normal, s.name) == ((0,), tuple(range(1, 10)), "mnist-anomalous:0")
+    s = settings.parse("mnist-normal:7")
+    assert (s.normal, s.anomalous[:2]) == ((7,), (0, 1))
+    assert settings.parse("cifar10-normal:43210").name == "cifar10-normal:01234"
+    assert settings.parse("cifar10-anomalous:cat").anomalous == (3,)
+    assert settings.parse("cmnist-normal:one+red").legacy == "cmnist:one+red"
+    assert capsys.readouterr().err == ""
+    assert settings.parse("mnist:3", legacy="anomalous").name == "mnist-anomalous:3"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'mnist:3' is deprecated, write 'mnist-anomalous:3'" in err
+    assert settings.parse("mnist:3", legacy="normal").name == "mnist-normal:3"  # the counterfactual reading
+    assert settings.canonical("mnist:4", legacy="normal") == "mnist-normal:4" and capsys.readouterr().err == ""
+    for bad, legacy in (("mnist:3", None), ("mnist-anomalous:x", None), ("mnist-sideways:1", None),
+                        ("svhn-normal:1", None), ("mnist", None), ("cifar10-normal:11", None),
+                        ("cmnist-anomalous:one+red", None)):
+        with pytest.raises(DataError):
+            settings.parse(bad, legacy)
+
+
+def test_multiclass_data_and_holdout_split(capsys: pytest.CaptureFixture) -> None:
+    d = load_setting("mnist-anomalous:0")
     assert d.anomalous_test.sum() == 980 and len(d.normal_train) == 60000 - 5923
-    assert d.normal_train.shape[1:] == (32, 32, 3)
-    for bad in ("mnist:x", "cifar10:01234", "svhn:1"):
+    assert d.normal_train.shape[1:] == (32, 32, 3) and d.digit == 0
+    assert np.isin(d.y_test[~d.anomalous_test], np.arange(1, 10)).all() and (d.y_train != 0).all()
+    assert load_setting("mnist:0").setting == "mnist-anomalous:0" and "deprecated" in capsys.readouterr().err
+    for bad in ("mnist-anomalous:x", "cifar10-normal:01234", "svhn-normal:1", "mnist-normal:7x"):
         with pytest.raises(DataError):
             load_setting(bad)
-    assert np.isin(d.y_test[~d.anomalous_test], np.arange(1, 10)).all()
+    fit, held = holdout_split(10, 3, seed=1)
+    assert len(held) == 3 and len(fit) == 7 and not set(fit) & set(held)
+    np.testing.assert_array_equal(held, holdout_split(10, 3, seed=1)[1])
+    with pytest.raises(DataError):
+        holdout_split(10, 10)
 
 
-def test_trained_folder_has_card_sweep_and_metrics(tiny_ldm) -> None:  # noqa: ANN001
+def test_ink_control_and_drift_by_hand() -> None:
+    from xad import ldm
+
+    images = np.zeros((4, 2, 2, 3), np.uint8)
+    images[1, 0, 0] = 255  # 3 units of ink
+    images[2] = 255  # 12 units
+    np.testing.assert_allclose(ldm.ink(images), [0, 3, 12, 0])
+    assert ldm.auroc(np.array([False, True, True, False]), ldm.ink(images)) == 1.0
+
+    class Fixed(torch.nn.Module):  # reads every image as digit 5
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            return [torch.nn.functional.one_hot(torch.full((len(x),), 5), 10).float()]
+
+    rec = ldm.Reconstruction(np.zeros((4, 32, 32, 3)), *(np.zeros(4),) * 3, torch.zeros(4, 3, 32, 32))
+    y, anomalous = np.array([5, 1, 5, 0]), np.array([False, False, True, True])
+    assert ldm._drift(Fixed(), rec, y, anomalous) == {"drift_normal": 0.5, "drift_anomalous": 0.5}
+    assert ldm._drift(None, rec, y, anomalous) == {"drift_normal": None, "drift_anomalous": None}
+
+
+def test_trained_folder_has_card_sweep_and_every_auroc(tiny_ldm: Path) -> None:
     from xad import ldm
     from xad.weights import read_record
 
     r = read_record(tiny_ldm)
     m = r.metrics
-    assert m["ddim"]["n_normal"] == 20 and m["ddim"]["n_anomalous"] == 20
-    assert 0 <= m["ddim"]["auroc_method"] <= 1 and 0 <= m["ddpm"]["auroc_autoencoder"] <= 1
-    params = {**ldm.SHIPPED_SWEEP, "limit": 20}
-    table = ldm.load_sweep(tiny_ldm, params)
-    assert list(table["t"]) == list(ldm.sweep_ts(ldm.load(tiny_ldm)[0])) and len(table) == 11
-    assert ldm.load_sweep(tiny_ldm, ldm.SHIPPED_SWEEP) is None  # made with another limit
+    assert r.meta["setting"] == "mnist-anomalous:0" and r.meta["train_settings"]["sampler"] == "ddpm"
+    assert m["n_normal"] == 20 and m["n_anomalous"] == 20 and m["sampler"] == "ddpm"
+    assert {f"auroc_{k}" for k in ldm.SCORES} <= set(m) and m["drift_normal"] is not None
+    clf = r.meta["classifier"]
+    best = min(clf["history"], key=lambda h: h["heldout_loss"])
+    assert clf["best_step"] == best["step"] and clf["heldout_loss"] == best["heldout_loss"]
+    # the card's numbers are the metrics' numbers
     card = (tiny_ldm / "card.md").read_text()
-    assert "python -m xad train ldm" in card and "baseline" in card
+    assert f"| {100 * m['auroc_ink']:.1f} |" in card and f"| {100 * m['auroc_method']:.1f} |" in card
+    assert "python -m xad train ldm --setting mnist-anomalous:0" in card and "garbled" in card
+    table = ldm.load_sweep(tiny_ldm, ldm.sweep_params(limit=10))
+    assert list(table["t"]) == list(ldm.sweep_ts(ldm.load(tiny_ldm)[0], 100)) and len(table) == 11
+    assert {"drift_normal", "drift_anomalous", "auroc_latent"} <= set(table.columns)
+    assert ldm.load_sweep(tiny_ldm, ldm.SHIPPED_SWEEP) is None  # made with another limit
 
 
-def test_sweep_is_cached_on_disk_and_keyed_by_parameters(tiny_ldm, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_evaluate_is_seeded_and_the_sweep_is_cached(tiny_ldm: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from xad import ldm
 
     monkeypatch.setattr(ldm, "CACHE_DIR", tmp_path)
     model, record = ldm.load(tiny_ldm)
     data = load_setting(record.meta["setting"])
-    assert ldm.find_sweep(tiny_ldm, data, "ddim", 10, 8, 3) is None
+    a = ldm.evaluate(model, data, limit=8, seed=3)
+    assert a == ldm.evaluate(model, data, limit=8, seed=3) and a["n_normal"] == 8
+    again = ldm.evaluate(model, data, limit=20)  # how the card was made
+    assert {k: again[k] for k in again} == {k: record.metrics[k] for k in again}
+    params = ldm.sweep_params(limit=6, seed=3)
+    assert ldm.find_sweep(tiny_ldm, data, params) is None
     calls = []
-    a = ldm.cached_sweep(tiny_ldm, data, "ddim", 10, 8, 3, model, progress=lambda i, n: calls.append((i, n)))
+    s1 = ldm.cached_sweep(tiny_ldm, data, params, model, progress=lambda i, n: calls.append((i, n)))
     assert calls[-1] == (11, 11) and len(list(tmp_path.glob("*.json"))) == 1
-    b = ldm.find_sweep(tiny_ldm, data, "ddim", 10, 8, 3)
-    np.testing.assert_allclose(a.to_numpy(), b.to_numpy())
-    assert ldm.find_sweep(tiny_ldm, data, "ddim", 10, 8, 4) is None  # another seed, another key
-    again = ldm.sweep(model, data, None, "ddim", 10, 8, 3)  # same seed, same numbers
-    np.testing.assert_allclose(a.to_numpy(), again.to_numpy())
+    np.testing.assert_allclose(s1.to_numpy(float), ldm.find_sweep(tiny_ldm, data, params).to_numpy(float))
+    assert ldm.find_sweep(tiny_ldm, data, ldm.sweep_params(limit=6, seed=4)) is None  # another key
+    np.testing.assert_allclose(s1.to_numpy(float), ldm.run_sweep(model, data, params).to_numpy(float))
 
 
-def test_sample_view_and_figures(tiny_ldm) -> None:  # noqa: ANN001
+def test_sample_view_and_figures(tiny_ldm: Path) -> None:
     from xad import ldm
     from xad.plots import ldm as pl
 
     model, record = ldm.load(tiny_ldm)
     data = load_setting(record.meta["setting"])
-    v = ldm.sample_view(model, data, 10, "ddim", 10, n=2, seed=1)
+    v = ldm.sample_view(model, data, 10, n=2, seed=1)
     assert v.images.shape == (4, 32, 32, 3) and v.reconstructions.shape == (4, 32, 32, 3)
     assert list(v.anomalous) == [False, False, True, True] and (v.labels[2:] == 0).all()
-    assert v.start_t <= 10
-    w = ldm.sample_view(model, data, 10, "ddim", 10, n=2, seed=1)
+    assert v.sampler == "ddpm" and v.start_t == 10 and v.predicted.shape == (4,)
+    w = ldm.sample_view(model, data, 10, n=2, seed=1)
     np.testing.assert_array_equal(v.reconstructions, w.reconstructions)
     with pytest.raises(ValueError):
-        ldm.sample_view(model, data, model.config.timesteps, "ddim")
+        ldm.sample_view(model, data, model.config.timesteps)
     grid = ldm.timestep_grid(model, v.images, None, "ddim", 10)
     assert grid.shape == (4, 11, 32, 32, 3)
     np.testing.assert_allclose(grid[:, 0], ldm.reconstruct(model, v.images, 0).images)  # t = 0: the autoencoder
     assert "t = 10" in pl.reconstructions_figure(v).layout.title.text
+    assert f"reads {v.predicted[0]}" in pl.reconstructions_figure(v).layout.annotations[4].text
     fig = pl.timestep_grid_figure(v.images, v.labels, v.anomalous, grid, ldm.sweep_ts(model))
-    assert [a.text for a in fig.layout.annotations][:3] == ["normal 0".replace("0", str(v.labels[0])), "t = 0", "t = 2"]
+    assert [a.text for a in fig.layout.annotations][:3] == [f"normal {v.labels[0]}", "t = 0", "t = 2"]
     table = ldm.load_sweep(tiny_ldm)
     fig = pl.auroc_curve_figure(table, 10)
     assert len(fig.data) == 2 and fig.layout.shapes[-1].x0 == 10
+    fig = pl.drift_curve_figure(table, 10)
+    np.testing.assert_allclose(fig.data[0].y, 100 * table["drift_anomalous"].to_numpy(float))
 
 
-def test_ldm_command_writes_the_page_figures(tiny_ldm, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_table1_and_paper_reading(tiny_ldm: Path, tmp_path: Path) -> None:
+    from xad import ldm_report as rep
+    from xad.weights import ModelRecord
+
+    assert rep.PAPER_MNIST["method"][0] is None and rep.PAPER_MNIST["method"][1] == 64.9
+    assert rep.PAPER_MNIST["method"][9] == 56.3 < rep.PAPER_MNIST["ddpm"][9] == 72.6
+    reported = [v for v in rep.PAPER_MNIST["method"].values() if v is not None]
+    assert round(sum(reported) / len(reported), 1) == 68.3
+    m0 = {"auroc_method": 0.8, "auroc_ddpm": 0.7, "auroc_latent": 0.6, "auroc_ae": 0.5, "auroc_ink": 0.75}
+    m1 = {**m0, "auroc_method": 0.6, "auroc_ink": 0.1}
+    recs = [ModelRecord(tmp_path / f"mnist-{d}-cpu", "LatentDiffusionAD", "ldm", "cpu", {},
+                        {"setting": f"mnist-anomalous:{d}"}, m) for d, m in ((1, m1), (0, m0))]
+    t = rep.table1(recs)
+    assert list(t["digit"]) == [0, 1, "mean"] and list(t["ours beats all"]) == [True, False, "1 of 2"]
+    assert list(t["ours method"]) == [80.0, 60.0, 70.0] and list(t["paper method"].fillna(-1)[:2]) == [-1, 64.9]
+    assert t["paper method"].iloc[2] == 64.9  # the mean over the digits the paper reports
+    rows = rep.auroc_table(m0 | {"sampler": "ddpm", "t": 200}, 1)
+    assert rows["paper AUROC %"].fillna(-1).tolist() == [64.9, 61.4, -1, 60.2, -1, 54.6]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{rep.TABLE_BEGIN}\nold\n{rep.TABLE_END}\nend\n")
+    rep.write_readme(readme, recs)
+    text = readme.read_text()
+    assert "old" not in text and "| 0 |" in text and text.startswith("intro") and text.endswith("end\n")
+    readme.write_text("no markers")
+    with pytest.raises(DataError):
+        rep.write_readme(readme, recs)
+
+
+def test_evaluate_command_writes_every_auroc_and_drift(tiny_ldm: Path, tmp_path: Path) -> None:
+    from xad.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "ldm", "--weights", str(tiny_ldm), "--limit", "6", "--sweep-limit", "4",
+                 "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert {"auroc_method", "auroc_ae", "auroc_ddpm", "auroc_latent", "auroc_ink"} <= set(r)
+    assert r["n_normal"] == 6 and set(r["drift"]) == {str(t) for t in r["sweep"]["table"]["t"]}
+    assert set(r["drift"]["0"]) == {"normal", "anomalous"}
+    assert main(["evaluate", "ldm", "--weights", str(tiny_ldm), "--t", "5000", "--out", str(out)]) == 2
+    assert main(["evaluate", "ldm", "--out", str(out)]) == 2
+    assert main(["train", "ldm", "--setting", "mnist-sideways:0", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_ldm_command_writes_the_page_figures(tiny_ldm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from xad import ldm
     from xad.cli import main
 
@@ -117,7 +230,35 @@ def test_ldm_command_writes_the_page_figures(tiny_ldm, tmp_path, monkeypatch) ->
     assert main(["ldm", "--weights", str(tiny_ldm), "--t", "10", "--samples", "2", "--format", "html",
                  "--out", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["tiny_auroc_table.csv", "tiny_auroc_vs_t_ddim.csv", "tiny_auroc_vs_t_ddim.html",
-                     "tiny_reconstructions_t10.html", "tiny_samples_t10.csv", "tiny_timestep_grid.html"]
+    assert names == ["tiny_auroc_table.csv", "tiny_auroc_vs_t_ddpm.csv", "tiny_auroc_vs_t_ddpm.html",
+                     "tiny_drift_vs_t_ddpm.html", "tiny_reconstructions_t10.html", "tiny_samples_t10.csv",
+                     "tiny_timestep_grid.html"]
     assert main(["ldm", "--weights", str(tiny_ldm), "--t", "5000", "--out", str(out)]) == 2
     assert main(["ldm", "--weights", "ldm/no-such-model", "--out", str(out)]) == 2
+
+
+def test_inference_never_imports_training() -> None:
+    code = ("import sys, xad.ldm, xad.ldm_report, xad.plots.ldm, xad.data.multiclass; "
+            "bad = [m for m in sys.modules if m.startswith('xad.train') or m == 'streamlit']; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+    page = (ROOT / "pages" / "latent_diffusion.py").read_text()
+    assert "xad.train" not in page
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("digit", [1])
+def test_shipped_digit_reaches_its_card(digit: int) -> None:
+    """Re-evaluate a shipped digit exactly as its card was made; the numbers must match."""
+    from xad import ldm
+
+    folder = ROOT / "weights" / "ldm" / f"mnist-{digit}-cpu"
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"{folder.name} not shipped")
+    model, record = ldm.load(folder)
+    m = record.metrics
+    got = ldm.evaluate(model, load_setting(record.meta["setting"]), m["t"], m["sampler"], limit=m["n_normal"],
+                       seed=m["seed"])
+    for key in [f"auroc_{k}" for k in ldm.SCORES] + ["drift_normal", "drift_anomalous"]:
+        assert abs(got[key] - m[key]) <= 0.005, (key, got[key], m[key])
+    assert got["auroc_ink"] == m["auroc_ink"]  # no model: exactly

@@ -214,13 +214,23 @@ def _counterfactual(args: argparse.Namespace) -> int:
 
 
 def _train_ldm(args: argparse.Namespace) -> int:
+    """Train (xad.train.ldm), then evaluate (xad.ldm_report): the CLI chains the two."""
+    from xad.data.settings import parse
+    from xad.ldm_report import evaluate_folder
     from xad.train.ldm import LDMSettings, run
 
+    setting = parse(args.setting, legacy="anomalous").name
     settings = LDMSettings(vq_steps=args.vq_steps, unet_steps=args.unet_steps, clf_steps=args.clf_steps,
                            batch_size=args.batch_size, vq_batch_size=min(64, args.batch_size),
-                           clf_pool=args.clf_pool, seed=args.seed)
-    print(run(args.setting, args.out, settings, args.preset, args.data,
-              command="python -m xad " + shlex.join(args.argv), eval_limit=args.eval_limit))
+                           clf_batch_size=args.batch_size, clf_pool=args.clf_pool, negatives=args.negatives, negative_kind=args.negative_kind,
+                           holdout=args.holdout, holdout_pairs=min(args.holdout_pairs, args.holdout),
+                           label_smoothing=args.label_smoothing, latent_scaling=args.latent_scaling,
+                           sampler=args.sampler, seed=args.seed)
+    folder = run(setting, args.out, settings, args.preset, args.data,
+                 command="python -m xad " + shlex.join(args.argv))
+    if args.eval_limit > 0:
+        folder = evaluate_folder(folder, args.data, args.eval_limit, min(args.sweep_limit, args.eval_limit))
+    print(folder)
     return 0
 
 
@@ -262,16 +272,34 @@ def _diffedit(args: argparse.Namespace) -> int:
 
 
 def _evaluate_ldm(args: argparse.Namespace) -> int:
-    from xad import ldm
-    from xad.train.ldm import load_setting
+    from xad import ldm, ldm_report
+    from xad.data.multiclass import load_setting
 
+    if args.table or args.readme:
+        if args.readme:
+            print(ldm_report.write_readme(args.readme))
+        else:
+            print(ldm_report.table1_markdown())
+        return 0
+    if args.weights is None:
+        raise DataError("give --weights (an ldm weights folder) or --table")
+    if args.limit < 1 or args.sweep_limit < 1:
+        raise DataError("--limit and --sweep-limit must be at least 1")
     if args.out is None:
-        folder = ldm.evaluate_folder(args.weights, args.data, args.limit)
+        folder = ldm_report.evaluate_folder(args.weights, args.data, args.limit, args.sweep_limit)
         print(json.dumps(json.loads((folder / "config.json").read_text())["metrics"], indent=2))
         return 0
     model, record = ldm.load(args.weights)
+    if args.t is not None and not 0 <= args.t < model.config.timesteps:
+        raise DataError(f"--t must be in 0..{model.config.timesteps - 1}")
     data = load_setting(record.meta["setting"], args.data)
-    result = ldm.evaluate(model, data, args.t, args.sampler, args.ddim_steps, args.limit, args.seed)
+    sampler = args.sampler or record.meta.get("train_settings", {}).get("sampler", "ddpm")
+    result = ldm.evaluate(model, data, args.t, sampler, args.ddim_steps, args.limit, args.seed)
+    params = ldm.sweep_params(sampler, args.ddim_steps, min(args.sweep_limit, args.limit), args.seed)
+    table = ldm.run_sweep(model, data, params)
+    result["sweep"] = {"params": params, "table": table.to_dict(orient="list")}
+    result["drift"] = {str(int(r.t)): {"normal": r.drift_normal, "anomalous": r.drift_anomalous}
+                       for r in table.itertuples()}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(args.out)
     return 0
@@ -284,8 +312,9 @@ def _ldm(args: argparse.Namespace) -> int:
 
     from xad import ldm
     from xad.plots import ldm as pl
+    from xad.data.multiclass import load_setting
     from xad.export import write_figure
-    from xad.train.ldm import load_setting
+    from xad.ldm_report import auroc_table
 
     folder = ldm.find(args.weights)
     model, record = ldm.load(folder)
@@ -303,15 +332,17 @@ def _ldm(args: argparse.Namespace) -> int:
     grid = ldm.timestep_grid(model, v.images, None, args.sampler, seed=args.seed)
     written.append(write_figure(pl.timestep_grid_figure(v.images, v.labels, v.anomalous, grid, ldm.sweep_ts(model)),
                                 args.out / f"{name}_timestep_grid.{fmt}"))
-    bar = tqdm(total=len(ldm.sweep_ts(model)), desc="AUROC vs t")
-    table = ldm.cached_sweep(folder, data, args.sampler, 50, 500, args.seed, model,
+    bar = tqdm(total=len(ldm.sweep_ts(model, ldm.SHIPPED_SWEEP["step"])), desc="AUROC and drift vs t")
+    table = ldm.cached_sweep(folder, data, ldm.sweep_params(args.sampler, seed=args.seed), model,
                              progress=lambda i, n: bar.update(i - bar.n))
     bar.close()
     (p := args.out / f"{name}_auroc_vs_t_{args.sampler}.csv").write_text(table.to_csv(index=False))
     written.append(p)
     written.append(write_figure(pl.auroc_curve_figure(table, args.t), args.out / f"{name}_auroc_vs_t_{args.sampler}.{fmt}"))
+    if "drift_normal" in table and table["drift_normal"].notna().any():
+        written.append(write_figure(pl.drift_curve_figure(table, args.t), args.out / f"{name}_drift_vs_t_{args.sampler}.{fmt}"))
     if record.metrics:
-        (p := args.out / f"{name}_auroc_table.csv").write_text(ldm.auroc_table(record.metrics).to_csv(index=False))
+        (p := args.out / f"{name}_auroc_table.csv").write_text(auroc_table(record.metrics).to_csv(index=False))
         written.append(p)
     print("\n".join(map(str, written)))
     return 0
@@ -451,17 +482,28 @@ def build_parser() -> argparse.ArgumentParser:
     cg.set_defaults(func=_train_cegan)
     ld = tr.add_parser("ldm", help="latent diffusion + same-class classifier (Wang & Tavakkoli)")
     ld.add_argument("--setting", required=True,
-                    help="mnist:<anomalous digit> (the other nine are normal) or cifar10:<normal classes>")
+                    help="mnist-anomalous:<digit> (the other nine are normal) or cifar10-normal:<classes>")
     ld.add_argument("--data", default=None, help="MNIST npz/IDX folder or CIFAR-10 folder (default: embedded MNIST)")
     ld.add_argument("--out", type=Path, required=True)
     ld.add_argument("--preset", choices=["cpu", "paper", "tiny"], default="cpu")
-    ld.add_argument("--vq-steps", type=int, default=2000)
-    ld.add_argument("--eval-limit", type=int, default=1000,
-                    help="test images per class for the evaluation written into the card")
-    ld.add_argument("--unet-steps", type=int, default=4000)
-    ld.add_argument("--clf-steps", type=int, default=1500)
-    ld.add_argument("--clf-pool", type=int, default=3000)
-    ld.add_argument("--batch-size", type=int, default=128)
+    ld.add_argument("--vq-steps", type=int, default=300)
+    ld.add_argument("--unet-steps", type=int, default=1200)
+    ld.add_argument("--clf-steps", type=int, default=800, help="at most; the held-out loss picks the step kept")
+    ld.add_argument("--clf-pool", type=int, default=600, help="training images reconstructed from t (positives)")
+    ld.add_argument("--negatives", type=int, default=200, help="samples from pure noise (negatives)")
+    ld.add_argument("--negative-kind", choices=["noise", "others"], default="noise",
+                    help="noise: samples from pure noise (the paper); others: reconstructions of other "
+                         "training images (an extension)")
+    ld.add_argument("--holdout", type=int, default=1000, help="normal training images kept out of every stage")
+    ld.add_argument("--holdout-pairs", type=int, default=200, help="of them, paired for early stopping")
+    ld.add_argument("--label-smoothing", type=float, default=0.0)
+    ld.add_argument("--latent-scaling", choices=["none", "unit"], default="none",
+                    help="none: the paper's unscaled latents; unit: rescaled to unit std (Stable Diffusion)")
+    ld.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm", help="reverse process for the pairs")
+    ld.add_argument("--batch-size", type=int, default=64)
+    ld.add_argument("--eval-limit", type=int, default=500,
+                    help="test images per class for the evaluation written into the card (0: none)")
+    ld.add_argument("--sweep-limit", type=int, default=100, help="test images per class for AUROC/drift vs t")
     ld.add_argument("--seed", type=int, default=0)
     ld.set_defaults(func=_train_ldm)
     dd = tr.add_parser("diffedit", help="the small text-conditional latent diffusion model for DiffEdit")
@@ -491,23 +533,28 @@ def build_parser() -> argparse.ArgumentParser:
     evc.add_argument("--out", type=Path, default=None,
                      help="write the metrics JSON here (default: rewrite the folder's card)")
     evc.set_defaults(func=_evaluate_cegan)
-    evl = ev.add_parser("ldm", help="AUROC of the method and the baselines; AUROC vs t")
-    evl.add_argument("--weights", type=Path, required=True, help="an ldm weights folder")
+    evl = ev.add_parser("ldm", help="AUROC of the method, the baselines and the ink control; drift; vs t")
+    evl.add_argument("--weights", type=Path, default=None, help="an ldm weights folder")
     evl.add_argument("--data", default=None)
-    evl.add_argument("--limit", type=int, default=1000, help="test images per class")
+    evl.add_argument("--limit", type=int, default=500, help="test images per class")
+    evl.add_argument("--sweep-limit", type=int, default=100, help="test images per class for AUROC/drift vs t")
     evl.add_argument("--t", type=int, default=None, help="timestep (default: the model's, 200)")
-    evl.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    evl.add_argument("--sampler", choices=["ddim", "ddpm"], default=None,
+                     help="default: the sampler the classifier's pairs were made with (DDPM)")
     evl.add_argument("--ddim-steps", type=int, default=50)
     evl.add_argument("--seed", type=int, default=0)
     evl.add_argument("--out", type=Path, default=None,
                      help="write one evaluation's JSON here (default: full evaluation into the card)")
+    evl.add_argument("--table", action="store_true",
+                     help="print Table 1 (every shipped digit, ours beside the paper's) as markdown")
+    evl.add_argument("--readme", type=Path, default=None, help="write Table 1 into this README between its markers")
     evl.set_defaults(func=_evaluate_ldm)
     lp = sub.add_parser("ldm", help="reconstructions from t, the Fig. 3 grid and AUROC vs t of a "
                                     "latent-diffusion model (the page's figures and tables)")
     lp.add_argument("--weights", required=True,
                     help="a shipped model (name from `python -m xad list`, e.g. ldm/mnist-0-cpu) or a folder")
     lp.add_argument("--t", type=int, default=200)
-    lp.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    lp.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddpm")
     lp.add_argument("--samples", type=int, default=4, help="normal and as many anomalous test images")
     lp.add_argument("--seed", type=int, default=0)
     lp.add_argument("--data", default=None)

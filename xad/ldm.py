@@ -1,16 +1,24 @@
 """Latent-diffusion multi-class detection (Wang & Tavakkoli): scores, reconstructions across
-timesteps, AUROC against baselines and AUROC as a function of t. The latent-diffusion page and
-``python -m xad evaluate ldm`` call these functions.
+timesteps, AUROC against baselines and a control, class drift, and both as functions of t. The
+latent-diffusion page and ``python -m xad evaluate ldm`` call these functions.
 
-Scores on one evaluation subset (all test images of the anomalous class, or ``limit`` of them,
-plus as many normal test images, drawn with a seed):
+Scores on one evaluation subset (``limit`` anomalous and ``limit`` normal test images, drawn with
+a seed), all from the same reconstructions from t:
 
-- **method**: the same-class classifier's probability that x and its reconstruction from t differ;
-- **DDPM reconstruction error**: mean squared error between x and its reconstruction from t;
-- **autoencoder error**: the VQ autoencoder alone, decode(encode(x)) (no diffusion; t = 0).
+- **method** (``auroc_method``): the same-class classifier's logit that x and its reconstruction
+  from t show different classes;
+- **DDPM reconstruction error** (``auroc_ddpm``): pixel MSE between x and its reconstruction;
+- **latent error** (``auroc_latent``): mean |z0 - z0_hat| between the latent and its denoised one;
+- **autoencoder error** (``auroc_ae``): the VQ autoencoder alone, decode(encode(x)) (t = 0);
+- **ink control** (``auroc_ink``): the sum of pixel values, no model at all. A score that does no
+  better than this only counts ink.
 
-Reconstructions are stochastic (the forward noise); every call takes a seed, so the same inputs
-and seed give the same numbers.
+**Drift** at t: the share of normal and of anomalous test images whose reconstruction an
+independent digit classifier (``weights/features/mnist-cpu``) puts in another class than the
+image's label (the paper's Fig. 3: anomalies drift from t = 200, normals stay).
+
+Reconstructions are stochastic (forward noise, DDPM ancestral noise); every call takes a seed, so
+the same inputs and seed give the same numbers. Nothing here imports :mod:`xad.train`.
 """
 
 from __future__ import annotations
@@ -28,26 +36,29 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from xad import REPO_ROOT, __version__
-from xad.models.ldm import LatentDiffusionAD
+from xad.data.multiclass import MultiClassData
 from xad.explain.reconstruction import to_tensor
-from xad.train.ldm import MultiClassData, load_setting
-from xad.weights import ModelRecord, find_model, list_models, load_model, read_record, write_metrics
+from xad.models.ldm import LatentDiffusionAD
+from xad.weights import ModelRecord, WeightsError, find_model, list_models, load_model
 
 SWEEP_TS = tuple(range(0, 501, 50))
-SWEEP_FILE = "sweep.json"
-#: The parameters of the sweep shipped beside the weights (``sweep.json``).
-SHIPPED_SWEEP = {"sampler": "ddim", "steps": 50, "limit": 500, "seed": 0}
-#: Sweeps with other parameters are cached here (``$XAD_CACHE/ldm``, default ``runs/ldm``).
-CACHE_DIR = Path(os.environ.get("XAD_CACHE", REPO_ROOT / "runs")) / "ldm"
-#: Table 1 of the paper (MNIST, AUROC % of their method per anomalous digit, as extracted).
-PAPER_MNIST = {0: 64.9, 1: 73.2, 2: 69.7, 3: 69.7, 4: 68.7, 5: 68.0, 6: 72.6, 7: 71.5, 8: 56.3}
+#: Where the drift classifier lives (an independent digit classifier, not trained by this model).
+DRIFT_CLASSIFIER = REPO_ROOT / "weights" / "features" / "mnist-cpu"
+SCORES = ("method", "ddpm", "latent", "ae", "ink")
+SCORE_NAMES = {"method": "latent diffusion + same-class classifier (this paper)",
+               "ddpm": "DDPM reconstruction error (baseline)",
+               "latent": "latent error, mean |z0 - z0_hat| (baseline)",
+               "ae": "autoencoder reconstruction error (baseline)",
+               "ink": "ink mass, sum of pixels (control, no model)"}
 
 
-def sweep_ts(model: LatentDiffusionAD) -> tuple[int, ...]:
-    """The timesteps of the sweep and the Fig. 3 grid: 0, 50, ..., 500 (for models with fewer
+def sweep_ts(model: LatentDiffusionAD, step: int = 50) -> tuple[int, ...]:
+    """The timesteps of the sweep and the Fig. 3 grid: 0, step, ..., 500 (for models with fewer
     than 1000 steps, 11 steps from 0 to T / 2)."""
     T = model.config.timesteps
-    return SWEEP_TS if T > 2 * SWEEP_TS[-1] else tuple(int(v) for v in np.linspace(0, T // 2, 11))
+    if T > 2 * SWEEP_TS[-1]:
+        return tuple(range(0, SWEEP_TS[-1] + 1, step))
+    return tuple(int(v) for v in np.linspace(0, T // 2, 11))
 
 
 def models(roots: list[str | Path] | None = None) -> list[ModelRecord]:
@@ -63,7 +74,24 @@ def load(folder: str | Path) -> tuple[LatentDiffusionAD, ModelRecord]:
     return load_model(folder, expect="LatentDiffusionAD")
 
 
-def eval_indices(data: MultiClassData, limit: int = 1000, seed: int = 0) -> np.ndarray:
+def drift_classifier(data: MultiClassData) -> torch.nn.Module | None:
+    """The independent digit classifier for MNIST settings (None for other data or if absent)."""
+    if not data.setting.startswith("mnist") or not (DRIFT_CLASSIFIER / "config.json").is_file():
+        return None
+    try:
+        return load_model(DRIFT_CLASSIFIER, expect="FeatureNet")[0].float().eval()
+    except WeightsError:
+        return None
+
+
+@torch.inference_mode()
+def predict_classes(classifier: torch.nn.Module, images: torch.Tensor, batch: int = 1000) -> np.ndarray:
+    """(N, 3, 32, 32) in [0, 1] -> (N,) class ids from the first head."""
+    return np.concatenate([classifier(images[i: i + batch])[0].argmax(1).numpy()
+                           for i in range(0, len(images), batch)]) if len(images) else np.zeros(0, int)
+
+
+def eval_indices(data: MultiClassData, limit: int = 500, seed: int = 0) -> np.ndarray:
     """Up to ``limit`` anomalous and ``limit`` normal test indices, seeded, sorted."""
     rng = np.random.default_rng(seed)
     anom, norm = np.flatnonzero(data.anomalous_test), np.flatnonzero(~data.anomalous_test)
@@ -73,18 +101,19 @@ def eval_indices(data: MultiClassData, limit: int = 1000, seed: int = 0) -> np.n
 
 @dataclass(frozen=True)
 class Reconstruction:
-    """images: (N, 32, 32, 3) float in [0, 1]; scores: classifier P(different); errors: pixel MSE;
-    latent_errors: mean |z0 - z0_hat|."""
+    """images: (N, 32, 32, 3) float in [0, 1]; scores: the classifier's logit of "different";
+    errors: pixel MSE; latent_errors: mean |z0 - z0_hat|; tensor: the images as (N, 3, 32, 32)."""
 
     images: np.ndarray
     scores: np.ndarray
     errors: np.ndarray
     latent_errors: np.ndarray
+    tensor: torch.Tensor
 
 
 @torch.inference_mode()
-def reconstruct(model: LatentDiffusionAD, images: np.ndarray, t: int, sampler: str = "ddim",
-                steps: int = 50, seed: int = 0, batch_size: int = 256) -> Reconstruction:
+def reconstruct(model: LatentDiffusionAD, images: np.ndarray, t: int, sampler: str = "ddpm",
+                steps: int = 50, seed: int = 0, batch_size: int = 500) -> Reconstruction:
     """Reconstruct (N, 32, 32, 3) uint8 images from timestep t and score them."""
     g = torch.Generator().manual_seed(seed)
     recs, scores, errors, lat = [], [], [], []
@@ -92,54 +121,78 @@ def reconstruct(model: LatentDiffusionAD, images: np.ndarray, t: int, sampler: s
         x = to_tensor(images[i: i + batch_size])
         z0, z_hat = model.reconstruct_latents(x, t, sampler, steps, g)
         r = model.decode(z_hat)
-        recs.append(r.permute(0, 2, 3, 1).numpy())
+        recs.append(r)
         scores.append(model.score(x, r).double().numpy())
         errors.append(((x - r) ** 2).mean((1, 2, 3)).double().numpy())
         lat.append((z0 - z_hat).abs().mean((1, 2, 3)).double().numpy())
-    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
-    return Reconstruction(cat(recs), cat(scores), cat(errors), cat(lat))
+    if not recs:
+        return Reconstruction(np.zeros((0, 32, 32, 3)), *(np.zeros(0),) * 3, torch.zeros(0, 3, 32, 32))
+    tensor = torch.cat(recs)
+    return Reconstruction(tensor.permute(0, 2, 3, 1).numpy(), np.concatenate(scores), np.concatenate(errors),
+                          np.concatenate(lat), tensor)
 
 
 @torch.inference_mode()
-def autoencoder_errors(model: LatentDiffusionAD, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    out = []
+def autoencoder_errors(model: LatentDiffusionAD, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    out = [np.zeros(0)]
     for i in range(0, len(images), batch_size):
         x = to_tensor(images[i: i + batch_size])
         out.append(((x - model.autoencode(x)) ** 2).mean((1, 2, 3)).double().numpy())
     return np.concatenate(out)
 
 
-def _auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+def ink(images: np.ndarray) -> np.ndarray:
+    """The ink-mass control: the sum of pixel values per image, in [0, 1] units."""
+    return images.reshape(len(images), -1).astype(np.float64).sum(1) / 255
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return round(float(roc_auc_score(labels, scores)), 4)
 
 
-def evaluate(model: LatentDiffusionAD, data: MultiClassData, t: int | None = None, sampler: str = "ddim",
-             steps: int = 50, limit: int = 1000, seed: int = 0) -> dict:
-    """AUROC of the method and both baselines at t on the evaluation subset."""
+def _drift(classifier: torch.nn.Module | None, rec: Reconstruction, y: np.ndarray,
+           anomalous: np.ndarray) -> dict[str, float | None]:
+    if classifier is None:
+        return {"drift_normal": None, "drift_anomalous": None}
+    moved = predict_classes(classifier, rec.tensor) != y
+    return {"drift_normal": round(float(moved[~anomalous].mean()), 4),
+            "drift_anomalous": round(float(moved[anomalous].mean()), 4)}
+
+
+def evaluate(model: LatentDiffusionAD, data: MultiClassData, t: int | None = None, sampler: str = "ddpm",
+             steps: int = 50, limit: int = 500, seed: int = 0,
+             classifier: torch.nn.Module | None = None) -> dict:
+    """AUROC of the method, the baselines and the ink control at t on the evaluation subset, and
+    the drift shares at t (``classifier``: default the independent digit classifier)."""
     t = model.config.t_default if t is None else t
+    if not 0 <= t < model.config.timesteps:
+        raise ValueError(f"t must be in 0..{model.config.timesteps - 1}")
+    classifier = classifier if classifier is not None else drift_classifier(data)
     idx = eval_indices(data, limit, seed)
-    x, y = data.x_test[idx], data.anomalous_test[idx]
+    x, y, a = data.x_test[idx], data.y_test[idx], data.anomalous_test[idx]
     r = reconstruct(model, x, t, sampler, steps, seed)
-    return {"t": t, "sampler": sampler, "ddim_steps": steps if sampler == "ddim" else None,
-            "n_normal": int((~y).sum()), "n_anomalous": int(y.sum()),
-            "auroc_method": _auroc(y, r.scores), "auroc_ddpm_reconstruction": _auroc(y, r.errors),
-            "auroc_latent_error": _auroc(y, r.latent_errors),
-            "auroc_autoencoder": _auroc(y, autoencoder_errors(model, x))}
+    return {"t": t, "sampler": sampler, "ddim_steps": steps if sampler == "ddim" else None, "seed": seed,
+            "n_normal": int((~a).sum()), "n_anomalous": int(a.sum()),
+            "auroc_method": auroc(a, r.scores), "auroc_ddpm": auroc(a, r.errors),
+            "auroc_latent": auroc(a, r.latent_errors), "auroc_ae": auroc(a, autoencoder_errors(model, x)),
+            "auroc_ink": auroc(a, ink(x)), **_drift(classifier, r, y, a)}
 
 
 def sweep(model: LatentDiffusionAD, data: MultiClassData, ts: tuple[int, ...] | None = None,
-          sampler: str = "ddim", steps: int = 50, limit: int = 500, seed: int = 0,
-          progress=None) -> pd.DataFrame:  # noqa: ANN001
-    """AUROC vs t for the method and the reconstruction error (columns t, auroc_method,
-    auroc_ddpm_reconstruction). progress(i, n) is called after each t."""
-    ts = sweep_ts(model) if ts is None else ts
+          sampler: str = "ddpm", steps: int = 50, limit: int = 200, seed: int = 0,
+          progress: Callable[[int, int], None] | None = None,
+          classifier: torch.nn.Module | None = None) -> pd.DataFrame:
+    """AUROC and drift vs t. Columns: t, auroc_method, auroc_ddpm, auroc_latent, drift_normal,
+    drift_anomalous (drift None without a digit classifier). progress(i, n) after each t."""
+    ts = sweep_ts(model, 100) if ts is None else ts
+    classifier = classifier if classifier is not None else drift_classifier(data)
     idx = eval_indices(data, limit, seed)
-    x, y = data.x_test[idx], data.anomalous_test[idx]
+    x, y, a = data.x_test[idx], data.y_test[idx], data.anomalous_test[idx]
     rows = []
     for i, t in enumerate(ts):
         r = reconstruct(model, x, t, sampler, steps, seed)
-        rows.append({"t": t, "auroc_method": _auroc(y, r.scores),
-                     "auroc_ddpm_reconstruction": _auroc(y, r.errors)})
+        rows.append({"t": t, "auroc_method": auroc(a, r.scores), "auroc_ddpm": auroc(a, r.errors),
+                     "auroc_latent": auroc(a, r.latent_errors), **_drift(classifier, r, y, a)})
         if progress:
             progress(i + 1, len(ts))
     return pd.DataFrame(rows)
@@ -155,88 +208,17 @@ def examples(data: MultiClassData, n: int = 4, seed: int = 0) -> tuple[np.ndarra
 
 
 def timestep_grid(model: LatentDiffusionAD, images: np.ndarray, ts: tuple[int, ...] | None = None,
-                  sampler: str = "ddim", steps: int = 50, seed: int = 0) -> np.ndarray:
+                  sampler: str = "ddpm", steps: int = 50, seed: int = 0) -> np.ndarray:
     """Fig. 3: reconstructions of each image at each t, (len(images), len(ts), 32, 32, 3)."""
     ts = sweep_ts(model) if ts is None else ts
     return np.stack([reconstruct(model, images, t, sampler, steps, seed).images for t in ts], axis=1)
 
 
-def evaluate_folder(folder: str | Path, data_path: str | None = None, limit: int = 1000,
-                    ddpm_limit: int = 300) -> Path:
-    """Measure a weights folder: AUROC table (DDIM on the evaluation subset, DDPM on a smaller
-    one), the AUROC-vs-t sweep (saved as sweep.json); write metrics and the card."""
-    model, record = load(folder)
-    data = load_setting(record.meta["setting"], data_path)
-    metrics = {"ddim": evaluate(model, data, sampler="ddim", limit=limit),
-               "ddpm": evaluate(model, data, sampler="ddpm", limit=min(ddpm_limit, limit))}
-    params = {**SHIPPED_SWEEP, "limit": min(SHIPPED_SWEEP["limit"], limit)}
-    table = sweep(model, data, None, params["sampler"], params["steps"], params["limit"], params["seed"])
-    (Path(folder) / SWEEP_FILE).write_text(json.dumps({"params": params, "table": table.to_dict(orient="list")})
-                                           + "\n")
-    best = table.loc[table["auroc_method"].idxmax()]
-    metrics["best_t_method"] = {"t": int(best["t"]), "auroc": float(best["auroc_method"])}
-    write_metrics(folder, metrics)
-    (Path(folder) / "card.md").write_text(card(read_record(folder), table))
-    return Path(folder)
-
-
-def load_sweep(folder: str | Path, params: dict | None = None) -> pd.DataFrame | None:
-    """The sweep stored beside the weights (``sweep.json``); None if absent, unreadable, or (with
-    ``params``) made with other parameters."""
-    p = Path(folder) / SWEEP_FILE
-    try:
-        stored = json.loads(p.read_text())
-        if params is not None and stored["params"] != params:
-            return None
-        return pd.DataFrame(stored["table"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def sweep_key(folder: str | Path, data: MultiClassData, **params: object) -> str:
-    """Hash of the weights (tensors + architecture), the test data and the sweep parameters."""
-    folder = Path(folder)
-    cfg = json.loads((folder / "config.json").read_text())
-    h = hashlib.sha256()
-    h.update((folder / "model.safetensors").read_bytes())
-    h.update(json.dumps({"class": cfg.get("class"), "config": cfg.get("config")}, sort_keys=True).encode())
-    h.update(data.x_test.tobytes())
-    h.update(data.anomalous_test.tobytes())
-    h.update(json.dumps({**params, "version": __version__}, sort_keys=True).encode())
-    return h.hexdigest()[:16]
-
-
-def find_sweep(folder: str | Path, data: MultiClassData, sampler: str = "ddim", steps: int = 50,
-               limit: int = 500, seed: int = 0) -> pd.DataFrame | None:
-    """The AUROC-vs-t sweep for these parameters if it was computed before: the shipped
-    ``sweep.json`` for the default parameters, else a cached run (``runs/ldm/<key>.json``)."""
-    params = {"sampler": sampler, "steps": steps, "limit": limit, "seed": seed}
-    if (shipped := load_sweep(folder, params)) is not None:
-        return shipped
-    path = CACHE_DIR / f"{sweep_key(folder, data, **params)}.json"
-    return pd.DataFrame(json.loads(path.read_text())) if path.is_file() else None
-
-
-def cached_sweep(folder: str | Path, data: MultiClassData, sampler: str = "ddim", steps: int = 50,
-                 limit: int = 500, seed: int = 0, model: LatentDiffusionAD | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """:func:`find_sweep`, else computed now (``progress(i, n)`` after each t) and cached."""
-    if (found := find_sweep(folder, data, sampler, steps, limit, seed)) is not None:
-        return found
-    model = model if model is not None else load(folder)[0]
-    table = sweep(model, data, None, sampler, steps, limit, seed, progress)
-    path = CACHE_DIR / f"{sweep_key(folder, data, sampler=sampler, steps=steps, limit=limit, seed=seed)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table.to_dict(orient="list")) + "\n")
-    tmp.replace(path)
-    return table
-
-
 @dataclass(frozen=True)
 class SampleView:
     """A few normal and anomalous test images reconstructed from one t (the page's slider view).
-    images uint8 (N, 32, 32, 3); labels: digit/class ids; anomalous: bool; the rest as in
+    images uint8 (N, 32, 32, 3); labels: digit/class ids; anomalous: bool; predicted: the digit
+    classifier's class of each reconstruction (None without one); the rest as in
     :class:`Reconstruction`."""
 
     t: int
@@ -249,9 +231,10 @@ class SampleView:
     scores: np.ndarray
     errors: np.ndarray
     latent_errors: np.ndarray
+    predicted: np.ndarray | None = None
 
 
-def sample_view(model: LatentDiffusionAD, data: MultiClassData, t: int, sampler: str = "ddim",
+def sample_view(model: LatentDiffusionAD, data: MultiClassData, t: int, sampler: str = "ddpm",
                 steps: int = 50, n: int = 4, seed: int = 0) -> SampleView:
     """``n`` normal and ``n`` anomalous test images (fixed by ``seed``) reconstructed from t."""
     if not 0 <= t < model.config.timesteps:
@@ -259,77 +242,80 @@ def sample_view(model: LatentDiffusionAD, data: MultiClassData, t: int, sampler:
     images, labels, anomalous = examples(data, n, seed)
     r = reconstruct(model, images, t, sampler, steps, seed)
     start = model.first_timestep(t, sampler, steps) if t > 0 else 0
+    clf = drift_classifier(data)
+    predicted = predict_classes(clf, r.tensor) if clf is not None else None
     return SampleView(t, start, sampler, images, labels, anomalous, r.images, r.scores, r.errors,
-                      r.latent_errors)
+                      r.latent_errors, predicted)
 
 
-def auroc_table(metrics: dict) -> pd.DataFrame:
-    """Method vs baselines (rows) for DDIM and DDPM reconstructions (columns), AUROC in %."""
-    rows = [("latent diffusion + same-class classifier (this paper)", "auroc_method"),
-            ("DDPM reconstruction error (baseline)", "auroc_ddpm_reconstruction"),
-            ("latent error, mean abs(z0 - z0_hat)", "auroc_latent_error"),
-            ("autoencoder reconstruction error (baseline)", "auroc_autoencoder")]
-    out = []
-    for name, key in rows:
-        row = {"method": name}
-        for s in ("ddim", "ddpm"):
-            m = metrics.get(s, {})
-            row[f"AUROC % ({s.upper()}, n = {m.get('n_normal', 0) + m.get('n_anomalous', 0)})"] = (
-                None if key not in m else round(100 * m[key], 1))
-        out.append(row)
-    return pd.DataFrame(out)
+# -- sweeps stored beside the weights or cached --------------------------------------------------
+SWEEP_FILE = "sweep.json"
+#: The parameters of the sweep shipped beside the weights (``sweep.json``).
+SHIPPED_SWEEP = {"sampler": "ddpm", "steps": 50, "limit": 100, "seed": 0, "step": 100}
+#: Sweeps with other parameters are cached here (``$XAD_CACHE/ldm``, default ``runs/ldm``).
+CACHE_DIR = Path(os.environ.get("XAD_CACHE", REPO_ROOT / "runs")) / "ldm"
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub markdown table (no extra dependency)."""
-    head = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "| " + " | ".join("---" for _ in table.columns) + " |"
-    body = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in table.values]
-    return "\n".join([head, rule, *body])
+def sweep_params(sampler: str = "ddpm", steps: int = 50, limit: int = 100, seed: int = 0, step: int = 100) -> dict:
+    return {"sampler": sampler, "steps": steps, "limit": limit, "seed": seed, "step": step}
 
 
-def card(r: ModelRecord, table: pd.DataFrame) -> str:
-    m, meta, s, c = r.metrics, r.meta, r.meta.get("train_settings", {}), r.config
-    digit = meta.get("setting", "").partition(":")[2]
-    paper = PAPER_MNIST.get(int(digit)) if digit.isdigit() else None
-    md = markdown(auroc_table(m)) if m else ""
-    sweep_md = " · ".join(f"t={int(t)}: {100 * a:.1f}" for t, a in zip(table["t"], table["auroc_method"]))
-    verdict = ""
-    if m:
-        ours = m["ddim"]["auroc_method"]
-        base = max(m["ddim"]["auroc_ddpm_reconstruction"], m["ddim"]["auroc_autoencoder"])
-        verdict = ("All scores rank the anomalies *below* the normal images (AUROC < 50 %): the "
-                   "anomalous digit is reconstructed more easily than the normal ones, so no score "
-                   "here detects it." if max(ours, base) < 0.5 else
-                   "The method **beats both baselines** on this split." if ours > base else
-                   f"The method does **not** beat the best baseline on this split ({100 * ours:.1f} vs "
-                   f"{100 * base:.1f} %).")
-    stage = meta.get("stage_seconds", {})
-    return f"""# Latent-diffusion detector ({r.preset} preset) — {meta.get('setting')}
+def run_sweep(model: LatentDiffusionAD, data: MultiClassData, params: dict,
+              progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    return sweep(model, data, sweep_ts(model, params["step"]), params["sampler"], params["steps"],
+                 params["limit"], params["seed"], progress)
 
-Wang & Tavakkoli's multi-class detector: a VQ autoencoder ({'/'.join(map(str, c['vq_channels']))} channels,
-32x32 -> 8x8x{c['latent_channels']} latents), a latent DDPM UNet ({'/'.join(map(str, c['unet_channels']))} channels,
-T = {c['timesteps']}), and a ResNet-18 ({'/'.join(map(str, c['clf_hidden']))} channels, 6 input channels)
-deciding whether x and its reconstruction from t = {c['t_default']} show the same class.
-{meta.get('setting_description')}.
 
-- **Command:** `{meta.get('command', '')}`
-- **Data:** {meta.get('training_data')} ({meta.get('data_path')})
-- **Seed:** {meta.get('seed')}; steps: VQ {s.get('vq_steps')}, UNet {s.get('unet_steps')}, classifier
-  {s.get('clf_steps')} (batch {s.get('batch_size')}, VQ batch {s.get('vq_batch_size', s.get('batch_size'))}; bf16 autocast: {s.get('bf16', False)}); classifier pairs from {s.get('clf_pool')} images
-  (DDIM, {s.get('ddim_steps')}-step schedule)
-- **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('threads')} threads
-  (VQ {stage.get('vq', 0) / 60:.1f}, UNet {stage.get('unet', 0) / 60:.1f}, classifier {stage.get('classifier', 0) / 60:.1f} min)
-- **Weights:** fp16 safetensors (loaded as fp32)
+def save_sweep(folder: str | Path, params: dict, table: pd.DataFrame) -> Path:
+    path = Path(folder) / SWEEP_FILE
+    path.write_text(json.dumps({"params": params, "table": table.to_dict(orient="list")}) + "\n")
+    return path
 
-## Measured on the test split (`python -m xad evaluate ldm --weights {r.path.name}`)
-t = {c['t_default']}; DDIM uses a 50-step schedule (10 denoising steps from t = 200), DDPM all t steps
-(on a smaller subset: it is slow on CPU). Normal and anomalous test images drawn with seed 0.
 
-{md}
+def load_sweep(folder: str | Path, params: dict | None = None) -> pd.DataFrame | None:
+    """The sweep stored beside the weights (``sweep.json``); None if absent, unreadable, or (with
+    ``params``) made with other parameters."""
+    try:
+        stored = json.loads((Path(folder) / SWEEP_FILE).read_text())
+        if params is not None and stored["params"] != params:
+            return None
+        return pd.DataFrame(stored["table"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
-{verdict} The paper reports {'%.1f' % paper if paper else 'about 65-73'} % for its method on this
-digit (MNIST Table 1).
 
-AUROC (%) of the method vs t (DDIM; up to 500 normal and 500 anomalous test images): {sweep_md}.
-"""
+def sweep_key(folder: str | Path, data: MultiClassData, params: dict) -> str:
+    """Hash of the weights (tensors + architecture), the test data and the sweep parameters."""
+    folder = Path(folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    h = hashlib.sha256()
+    h.update((folder / "model.safetensors").read_bytes())
+    h.update(json.dumps({"class": cfg.get("class"), "config": cfg.get("config")}, sort_keys=True).encode())
+    h.update(data.x_test.tobytes())
+    h.update(data.anomalous_test.tobytes())
+    h.update(json.dumps({**params, "version": __version__}, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def find_sweep(folder: str | Path, data: MultiClassData, params: dict) -> pd.DataFrame | None:
+    """The AUROC/drift-vs-t sweep for these parameters if it was computed before: the shipped
+    ``sweep.json``, else a cached run (``runs/ldm/<key>.json``)."""
+    if (shipped := load_sweep(folder, params)) is not None:
+        return shipped
+    path = CACHE_DIR / f"{sweep_key(folder, data, params)}.json"
+    return pd.DataFrame(json.loads(path.read_text())) if path.is_file() else None
+
+
+def cached_sweep(folder: str | Path, data: MultiClassData, params: dict, model: LatentDiffusionAD | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """:func:`find_sweep`, else computed now (``progress(i, n)`` after each t) and cached."""
+    if (found := find_sweep(folder, data, params)) is not None:
+        return found
+    model = model if model is not None else load(folder)[0]
+    table = run_sweep(model, data, params, progress)
+    path = CACHE_DIR / f"{sweep_key(folder, data, params)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table.to_dict(orient="list")) + "\n")
+    tmp.replace(path)
+    return table

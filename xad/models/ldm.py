@@ -2,13 +2,15 @@
 building blocks:
 
 - compression: ``diffusers.VQModel`` (3 levels; 32x32 images -> 8x8x3 latents, VQ regularised);
-- diffusion: ``diffusers.UNet2DModel`` on the (scaled) latents with ``DDPMScheduler`` (T = 1000);
-  reconstruction from timestep t = forward-noise the latent to t, run the reverse process from t
-  to 0, decode; ``DDIMScheduler`` with fewer steps is the fast option;
+- diffusion: ``diffusers.UNet2DModel`` on the latents with ``DDPMScheduler`` (T = 1000, linear
+  betas). The latents are **not rescaled** (``latent_scale`` 1, as in the paper), so t means the
+  paper's t: at t = 200 the signal-to-noise ratio of the latent is the paper's. Reconstruction from
+  timestep t = forward-noise the latent to t, run DDPM ancestral sampling (Eq. 9) from t to 0,
+  decode; ``DDIMScheduler`` with a 50-step schedule is the fast option;
 - classifier: a ResNet-18 from ``transformers`` (``ResNetConfig``, 6 input channels) on the channel
   concatenation of the input and a second image; trained with positives (x, reconstruction of x
-  from t) and negatives (x, a sample generated from pure noise); the anomaly score is its
-  probability of "different class".
+  from t) and negatives (x, a sample generated from pure noise); the anomaly score is its logit
+  of "different class" (log-odds; :meth:`p_different` gives the probability).
 
 Everything lives in one module (and one weights folder); the three parts are trained in turn by
 :mod:`xad.train.ldm`. Images are (B, 3, 32, 32) in [0, 1].
@@ -39,13 +41,14 @@ class LDMConfig:
     timesteps: int = 1000
     clf_embedding: int = 64
     clf_hidden: tuple[int, ...] = (64, 128, 256, 512)  # ResNet-18: depths 2, 2, 2, 2
-    latent_scale: float = 1.0  # 1 / std of the training latents, set after the VQ stage
+    latent_scale: float = 1.0  # 1 = the paper's unscaled latents; 1 / std = Stable Diffusion's scaling
     t_default: int = 200
 
 
 PRESETS = {
     "paper": LDMConfig(),
-    "cpu": LDMConfig(vq_channels=(16, 32, 64), vq_codes=256, unet_channels=(32, 64, 96),
+    # sized for one CPU thread (AVX2, fp32): a training run of all three stages in about 20 min
+    "cpu": LDMConfig(vq_channels=(8, 16, 32), vq_codes=256, unet_channels=(16, 32, 48),
                      unet_layers_per_block=1, norm_groups=8, clf_embedding=16,
                      clf_hidden=(16, 32, 64, 128)),
     "tiny": LDMConfig(vq_channels=(8, 8, 8), vq_codes=16, unet_channels=(8, 8, 8),
@@ -101,7 +104,8 @@ class LatentDiffusionAD(nn.Module):
 
     # -- diffusion ----------------------------------------------------------------------------
     def scheduler(self, sampler: str = "ddpm", steps: int | None = None):  # noqa: ANN201
-        """A fresh DDPM (all T steps) or DDIM (``steps`` steps) scheduler, linear betas."""
+        """A fresh DDPM or DDIM scheduler, linear betas. DDPM runs all T steps (``steps`` is ignored);
+        DDIM a ``steps``-step schedule (default 50)."""
         from diffusers import DDIMScheduler, DDPMScheduler
 
         if sampler not in SAMPLERS:
@@ -147,9 +151,9 @@ class LatentDiffusionAD(nn.Module):
         return self.decode(self.reconstruct_latents(x, t, sampler, steps, generator)[1])
 
     @torch.no_grad()
-    def sample(self, n: int, sampler: str = "ddim", steps: int | None = 50,
+    def sample(self, n: int, sampler: str = "ddpm", steps: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images generated from pure noise (the classifier's negatives)."""
+        """n images generated from pure noise (the classifier's negatives): DDPM from t = T - 1."""
         side = self.config.image_size // 2 ** (len(self.config.vq_channels) - 1)
         z = torch.randn((n, self.config.latent_channels, side, side), generator=generator)
         return self.decode(self.denoise_from(z, self.config.timesteps - 1, sampler, steps, generator))
@@ -161,5 +165,28 @@ class LatentDiffusionAD(nn.Module):
 
     @torch.no_grad()
     def score(self, x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
-        """Anomaly score: the classifier's probability that x and its reconstruction differ."""
-        return torch.softmax(self.pair_logits(x, reconstruction), dim=1)[:, 1]
+        """Anomaly score: the classifier's logit (log-odds) that x and its reconstruction differ
+        in class. A logit, not a probability, so that confident scores still rank."""
+        logits = self.pair_logits(x, reconstruction).float()
+        return logits[:, 1] - logits[:, 0]
+
+    @torch.no_grad()
+    def p_different(self, x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+        """The classifier's probability that x and its reconstruction differ in class."""
+        return torch.sigmoid(self.score(x, reconstruction))
+
+    # -- batched inference helpers (training and evaluation share them) -----------------------
+    @torch.no_grad()
+    def encode_batched(self, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+        return torch.cat([self.encode(x[i: i + batch]) for i in range(0, len(x), batch)])
+
+    @torch.no_grad()
+    def reconstruct_batched(self, x: torch.Tensor, t: int, sampler: str = "ddpm", steps: int | None = None,
+                            generator: torch.Generator | None = None, batch: int = 500) -> torch.Tensor:
+        return torch.cat([self.reconstruct(x[i: i + batch], t, sampler, steps, generator)
+                          for i in range(0, len(x), batch)]) if len(x) else x.clone()
+
+    @torch.no_grad()
+    def sample_batched(self, n: int, sampler: str = "ddpm", steps: int | None = None,
+                       generator: torch.Generator | None = None, batch: int = 500) -> torch.Tensor:
+        return torch.cat([self.sample(min(batch, n - i), sampler, steps, generator) for i in range(0, n, batch)])

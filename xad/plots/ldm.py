@@ -17,9 +17,11 @@ def _kind(anomalous: bool) -> str:
 
 def reconstructions_figure(v, title: str = "") -> go.Figure:  # noqa: ANN001 - a SampleView
     """Inputs (top row) and their reconstructions from t (bottom row), each reconstruction titled
-    with the classifier's P(different class) and the latent error."""
+    with the classifier's logit of "different class", the latent error and (when known) the class
+    an independent digit classifier reads in it."""
     top = [f"{_kind(a)} · {lab}" for lab, a in zip(v.labels, v.anomalous)]
-    bottom = [f"P(diff) {s:.2f}<br>latent err {e:.2f}" for s, e in zip(v.scores, v.latent_errors)]
+    read = [f" · reads {p}" for p in v.predicted] if v.predicted is not None else [""] * len(v.scores)
+    bottom = [f"logit {s:+.2f}{r}<br>latent err {e:.2f}" for s, e, r in zip(v.scores, v.latent_errors, read)]
     start = f" (the {v.sampler.upper()} schedule starts at {v.start_t})" if v.start_t != v.t else ""
     return tiles_figure([[display_rgb(i, TILE) for i in v.images], [display_rgb(r, TILE) for r in v.reconstructions]],
                         [top, bottom], title or f"Reconstructions from t = {v.t}{start}: inputs above, "
@@ -37,22 +39,41 @@ def timestep_grid_figure(images: np.ndarray, labels: np.ndarray, anomalous: np.n
                         gap=4, head=20)
 
 
+def _t_marker(fig: go.Figure, t: int | None) -> None:
+    if t is not None:
+        fig.add_vline(x=t, line=dict(color="crimson", width=2), annotation_text=f"t = {t}",
+                      annotation_position="top right")
+
+
 def auroc_curve_figure(sweep: pd.DataFrame, t: int | None = None, title: str = "") -> go.Figure:
     """AUROC (%) vs t for the method and the DDPM reconstruction error; the chosen t marked."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=sweep["t"], y=100 * sweep["auroc_method"], mode="lines+markers",
                              name="method: same-class classifier",
                              hovertemplate="t %{x}: AUROC %{y:.1f} %<extra>method</extra>"))
-    fig.add_trace(go.Scatter(x=sweep["t"], y=100 * sweep["auroc_ddpm_reconstruction"], mode="lines+markers",
+    fig.add_trace(go.Scatter(x=sweep["t"], y=100 * sweep["auroc_ddpm"], mode="lines+markers",
                              name="baseline: reconstruction error", line=dict(dash="dash"),
                              hovertemplate="t %{x}: AUROC %{y:.1f} %<extra>reconstruction error</extra>"))
     fig.add_hline(y=50, line=dict(color="grey", width=1, dash="dot"))
-    if t is not None:
-        fig.add_vline(x=t, line=dict(color="crimson", width=2), annotation_text=f"t = {t}",
-                      annotation_position="top right")
+    _t_marker(fig, t)
     fig.update_layout(title=dict(text=title or "AUROC vs timestep t", font=dict(size=14)),
-                      xaxis_title="timestep t", yaxis_title="AUROC (%)", width=720, height=400,
+                      xaxis_title="timestep t", yaxis_title="AUROC (%)", width=560, height=400,
                       margin=dict(l=60, r=20, t=60, b=50), legend=dict(x=0.01, y=0.01))
+    return fig
+
+
+def drift_curve_figure(sweep: pd.DataFrame, t: int | None = None, title: str = "") -> go.Figure:
+    """Class drift (%) vs t: the share of normal and of anomalous test images whose reconstruction
+    an independent digit classifier puts in another class (the paper's Fig. 3 in numbers)."""
+    fig = go.Figure()
+    for col, name, dash in (("drift_anomalous", "anomalous", "solid"), ("drift_normal", "normal", "dash")):
+        fig.add_trace(go.Scatter(x=sweep["t"], y=100 * sweep[col].astype(float), mode="lines+markers", name=name,
+                                 line=dict(dash=dash),
+                                 hovertemplate=f"t %{{x}}: %{{y:.1f}} % drift<extra>{name}</extra>"))
+    _t_marker(fig, t)
+    fig.update_layout(title=dict(text=title or "Class drift of the reconstructions vs t", font=dict(size=14)),
+                      xaxis_title="timestep t", yaxis_title="reconstructions in another class (%)",
+                      width=560, height=400, margin=dict(l=60, r=20, t=60, b=50), legend=dict(x=0.01, y=0.99))
     return fig
 
 

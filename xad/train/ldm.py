@@ -1,89 +1,85 @@
 """``python -m xad train ldm``: the three stages of Wang & Tavakkoli's detector on one setting
-(MNIST many-vs-one: nine digits normal, one anomalous; CIFAR-10 many-vs-many where available):
+(MNIST many-vs-one, ``mnist-anomalous:<d>``; CIFAR-10 many-vs-many where available):
 
-1. the VQ autoencoder on normal training images (L1 reconstruction + VQ commitment loss); then
-   the latent scale is set to 1 / std of the training latents (as Stable Diffusion does);
+1. the VQ autoencoder on normal training images (L1 reconstruction + VQ commitment loss). The
+   latents are left unscaled (the paper's; ``latent_scaling="unit"`` rescales them to unit std as
+   Stable Diffusion does, which makes t = 200 far less noisy than the paper's t = 200);
 2. the latent UNet with the DDPM noise-prediction loss (T = 1000, linear betas);
-3. the ResNet-18 same-class classifier: positives (x, reconstruction of x from t with DDIM),
-   negatives (x, a sample generated from pure noise), cross entropy.
+3. the ResNet-18 same-class classifier: positives (x, reconstruction of x from t by DDPM ancestral
+   sampling), negatives (x, a DDPM sample generated from pure noise), cross entropy (optional label
+   smoothing). A held-out split of normal training images, reconstructed and paired the same way,
+   stops training at its lowest loss so the classifier does not saturate. ``negatives="others"``
+   (x, reconstruction of another training image) is an extension, not the paper's.
 
-Progress bars per stage; seeds everywhere; the weights folder gets a card with the evaluation.
+A held-out share of the normal training images is kept out of every stage. Progress bars per
+stage; seeds everywhere. Evaluation is separate (:func:`xad.ldm_report.evaluate_folder`; the CLI chains
+both): nothing here imports the inference side's evaluation.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from xad.precision import bf16_is_fast
 from xad import portable
-from xad.data import digits, semantic
+from xad.data.multiclass import MultiClassData, holdout_split, load_setting
 from xad.data.transforms import DataError
-from xad.models.ldm import PRESETS, LatentDiffusionAD
 from xad.explain.reconstruction import to_tensor
+from xad.models.ldm import PRESETS, SAMPLERS, LatentDiffusionAD
+from xad.precision import bf16_is_fast
 from xad.weights import save_model
+
+NEGATIVES = ("noise", "others")
+SCALINGS = ("none", "unit")
 
 
 @dataclass(frozen=True)
 class LDMSettings:
-    vq_steps: int = 2000
-    unet_steps: int = 4000
-    clf_steps: int = 1500
-    batch_size: int = 128
+    vq_steps: int = 300
+    unet_steps: int = 1200
+    clf_steps: int = 800  # at most; the held-out loss picks the step kept
+    batch_size: int = 64  # the UNet's
     vq_batch_size: int = 64  # the VQ stage runs at full resolution: the costly one on CPU
+    clf_batch_size: int = 64  # half positives, half negatives
     lr: float = 5e-4
-    clf_pool: int = 3000  # training images reconstructed (and as many samples) for the classifier
-    ddim_steps: int = 50  # DDIM schedule used to make the classifier's pairs
+    vq_lr: float = 1e-3
+    clf_lr: float = 1e-3
+    clf_pool: int = 600  # training images reconstructed from t (the positives)
+    negatives: int = 200  # samples generated from pure noise (the negatives)
+    negative_kind: str = "noise"  # "noise" (the paper) | "others" (extension)
+    holdout: int = 1000  # normal training images kept out of every stage (early stopping)
+    holdout_pairs: int = 200  # of them, reconstructed for the held-out loss (and as many / 2 samples)
+    label_smoothing: float = 0.0
+    eval_every: int = 50
+    patience: int = 4  # held-out checks without improvement before stopping
+    sampler: str = "ddpm"  # reverse process for the classifier's pairs
+    ddim_steps: int = 50
+    latent_scaling: str = "none"  # "none" (the paper) | "unit" (Stable Diffusion)
     seed: int = 0
     bf16: bool = field(default_factory=bf16_is_fast)  # autocast if native bf16; losses fp32
+
+    def __post_init__(self) -> None:
+        if self.negative_kind not in NEGATIVES:
+            raise DataError(f"negatives must be one of {NEGATIVES}")
+        if self.latent_scaling not in SCALINGS:
+            raise DataError(f"latent scaling must be one of {SCALINGS}")
+        if self.sampler not in SAMPLERS:
+            raise DataError(f"sampler must be one of {SAMPLERS}")
+        if min(self.vq_steps, self.unet_steps, self.clf_steps, self.clf_pool, self.negatives,
+               self.batch_size, self.eval_every) < 1 or self.holdout_pairs < 2:
+            raise DataError("steps, pools and batch sizes must be positive")
 
 
 def _autocast(s: LDMSettings):  # noqa: ANN202
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16)
-
-
-@dataclass(frozen=True)
-class MultiClassData:
-    """setting: "mnist:<anomalous digit>" or "cifar10:<c1c2…>" (the normal classes);
-    x_*: (N, 32, 32, 3) uint8; y_*: class ids; anomalous_test: (M,) bool."""
-
-    setting: str
-    description: str
-    normal_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    anomalous_test: np.ndarray
-
-
-def load_setting(setting: str, path: str | None = None) -> MultiClassData:
-    kind, _, arg = setting.partition(":")
-    if kind == "mnist":
-        if arg not in [str(d) for d in range(10)]:
-            raise DataError(f"{setting}: the anomalous digit must be 0..9 (mnist:<digit>)")
-        m = digits.load_mnist(path or semantic.default_mnist_path())
-        d = int(arg)
-        return MultiClassData(setting, f"MNIST, digit {d} anomalous, the other nine normal (many vs one)",
-                              semantic.pad_rgb(m.x_train[m.y_train != d]), semantic.pad_rgb(m.x_test),
-                              m.y_test, m.y_test == d)
-    if kind == "cifar10":
-        if path is None:
-            raise DataError("CIFAR-10 is not embedded: give the cifar-10-batches-py folder with --data")
-        if not arg or not arg.isdigit():
-            raise DataError(f"{setting}: name the normal classes as digits, e.g. cifar10:01234")
-        normal = sorted({int(c) for c in arg})
-        c = digits.load_cifar10(path)
-        return MultiClassData(setting, f"CIFAR-10, classes {normal} normal, the rest anomalous",
-                              c.x_train[np.isin(c.y_train, normal)], c.x_test, c.y_test,
-                              ~np.isin(c.y_test, normal))
-    raise DataError(f"unknown setting {setting!r} (use mnist:<anomalous digit> or cifar10:<normal classes>)")
 
 
 def _batches(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
@@ -91,10 +87,10 @@ def _batches(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
 
 
 def train_vq(model: LatentDiffusionAD, x: torch.Tensor, s: LDMSettings, g: torch.Generator) -> float:
-    opt = torch.optim.Adam(model.vq.parameters(), lr=s.lr)
+    opt = torch.optim.Adam(model.vq.parameters(), lr=s.vq_lr)
     model.vq.train()
     loss = torch.zeros(())
-    for _ in tqdm(range(s.vq_steps), desc="ldm 1/3: VQ autoencoder", mininterval=2):
+    for _ in tqdm(range(s.vq_steps), desc="ldm 1/3: VQ autoencoder", mininterval=5):
         xb = _batches(x, s.vq_batch_size, g) * 2 - 1
         with _autocast(s):
             out = model.vq(xb)
@@ -106,18 +102,13 @@ def train_vq(model: LatentDiffusionAD, x: torch.Tensor, s: LDMSettings, g: torch
     return loss.item()
 
 
-@torch.no_grad()
-def encode_all(model: LatentDiffusionAD, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    return torch.cat([model.encode(x[i: i + batch]) for i in range(0, len(x), batch)])
-
-
 def train_unet(model: LatentDiffusionAD, z: torch.Tensor, s: LDMSettings, g: torch.Generator) -> float:
     sched = model.scheduler("ddpm")
     opt = torch.optim.AdamW(model.unet.parameters(), lr=s.lr, weight_decay=0.0)
     lr_at = lambda i: min(1.0, (i + 1) / 200)  # noqa: E731 - warm-up
     model.unet.train()
     loss = torch.zeros(())
-    for i in tqdm(range(s.unet_steps), desc="ldm 2/3: latent UNet (DDPM)", mininterval=2):
+    for i in tqdm(range(s.unet_steps), desc="ldm 2/3: latent UNet (DDPM)", mininterval=5):
         for group in opt.param_groups:
             group["lr"] = s.lr * lr_at(i)
         z0 = _batches(z, s.batch_size, g)
@@ -133,81 +124,137 @@ def train_unet(model: LatentDiffusionAD, z: torch.Tensor, s: LDMSettings, g: tor
     return loss.item()
 
 
+@dataclass(frozen=True)
+class Pairs:
+    """The classifier's material: inputs ``x``, their reconstructions ``rec`` from t (positives
+    with x) and ``neg`` (negatives with any input: samples from pure noise, or for the "others"
+    extension reconstructions of other images)."""
+
+    x: torch.Tensor
+    rec: torch.Tensor
+    neg: torch.Tensor
+
+
 @torch.no_grad()
-def classifier_pairs(model: LatentDiffusionAD, x: torch.Tensor, s: LDMSettings, g: torch.Generator
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(inputs, their reconstructions from t, samples from pure noise), ``clf_pool`` of each."""
-    idx = torch.randperm(len(x), generator=g)[: s.clf_pool]
-    xs, recs, samples = x[idx], [], []
+def make_pairs(model: LatentDiffusionAD, x: torch.Tensor, n_neg: int, s: LDMSettings,
+               g: torch.Generator, desc: str = "") -> Pairs:
     t = model.config.t_default
-    for i in tqdm(range(0, len(xs), 256), desc="ldm 3/3: reconstructions and samples", mininterval=2):
-        recs.append(model.reconstruct(xs[i: i + 256], t, "ddim", s.ddim_steps, g))
-        samples.append(model.sample(len(xs[i: i + 256]), "ddim", s.ddim_steps, g))
-    return xs, torch.cat(recs), torch.cat(samples)
+    with tqdm(total=2, desc=f"ldm 3/3: {desc}reconstructions from t = {t} and samples", mininterval=5) as bar:
+        rec = model.reconstruct_batched(x, t, s.sampler, s.ddim_steps, g)
+        bar.update()
+        if s.negative_kind == "noise":
+            neg = model.sample_batched(n_neg, s.sampler, s.ddim_steps, g)
+        else:
+            neg = rec[torch.randperm(len(rec), generator=g)[:n_neg]]
+        bar.update()
+    # contiguous NCHW: the channel concatenation of permuted (channels-last) views crashed the
+    # classifier's backward pass (torch 2.13 CPU, glibc heap corruption)
+    return Pairs(x.contiguous(), rec.contiguous(), neg.contiguous())
 
 
-def train_classifier(model: LatentDiffusionAD, xs: torch.Tensor, recs: torch.Tensor, samples: torch.Tensor,
-                     s: LDMSettings, g: torch.Generator) -> float:
-    opt = torch.optim.Adam(model.classifier.parameters(), lr=1e-3)
-    model.classifier.train()
-    half = s.batch_size // 2
+def _pair_batch(p: Pairs, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n positives and n negatives; "others" negatives never pair an image with its own reconstruction."""
+    i, j = torch.randint(0, len(p.x), (n,), generator=g), torch.randint(0, len(p.x), (n,), generator=g)
+    k = torch.randint(0, len(p.neg), (n,), generator=g)
+    labels = torch.cat([torch.zeros(n), torch.ones(n)]).long()
+    return torch.cat([p.x[i], p.x[j]]), torch.cat([p.rec[i], p.neg[k]]), labels
+
+
+@torch.no_grad()
+def heldout_loss(model: LatentDiffusionAD, p: Pairs) -> tuple[float, float]:
+    """(cross entropy, accuracy) on the held-out pairs: every input with its reconstruction, and
+    with one negative each (fixed pairing)."""
+    n = len(p.x)
+    neg = p.neg[torch.arange(n) % len(p.neg)]
+    logits = torch.cat([model.pair_logits(p.x, p.rec), model.pair_logits(p.x, neg)]).float()
+    labels = torch.cat([torch.zeros(n), torch.ones(n)]).long()
+    return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+
+
+def train_classifier(model: LatentDiffusionAD, fit: Pairs, held: Pairs, s: LDMSettings,
+                     g: torch.Generator) -> dict:
+    """Adam on batches of positives and negatives; every ``eval_every`` steps the held-out loss;
+    the weights of the best check are kept; stops after ``patience`` checks without improvement."""
+    opt = torch.optim.Adam(model.classifier.parameters(), lr=s.clf_lr)
+    half = max(1, s.clf_batch_size // 2)
+    best, best_state, best_step, since, history = float("inf"), None, 0, 0, []
     loss = torch.zeros(())
-    for _ in tqdm(range(s.clf_steps), desc="ldm 3/3: same-class classifier", mininterval=2):
-        i = torch.randint(0, len(xs), (half,), generator=g)
-        j = torch.randint(0, len(xs), (half,), generator=g)
-        k = torch.randint(0, len(samples), (half,), generator=g)
-        x = torch.cat([xs[i], xs[j]])
-        other = torch.cat([recs[i], samples[k]])
-        labels = torch.cat([torch.zeros(half), torch.ones(half)]).long()
+    step = 0
+    for step in tqdm(range(1, s.clf_steps + 1), desc="ldm 3/3: same-class classifier", mininterval=5):
+        model.classifier.train()
+        x, other, labels = _pair_batch(fit, half, g)
         with _autocast(s):
             logits = model.pair_logits(x, other)
-        loss = F.cross_entropy(logits.float(), labels)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=s.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if step % s.eval_every == 0 or step == s.clf_steps:
+            model.classifier.eval()
+            vl, va = heldout_loss(model, held)
+            history.append({"step": step, "train_loss": round(loss.item(), 4), "heldout_loss": round(vl, 4),
+                            "heldout_accuracy": round(va, 4)})
+            if vl < best:
+                best, best_state, best_step, since = vl, copy.deepcopy(model.classifier.state_dict()), step, 0
+            else:
+                since += 1
+                if since >= s.patience:
+                    break
+    if best_state is not None:
+        model.classifier.load_state_dict(best_state)
     model.classifier.eval()
-    return loss.item()
+    return {"steps_run": step, "best_step": best_step, "heldout_loss": round(best, 4), "history": history,
+            "final_train_loss": round(loss.item(), 4)}
 
 
-def train(model: LatentDiffusionAD, normal: np.ndarray, s: LDMSettings) -> dict:
-    """All three stages in place on normal training images (N, 32, 32, 3) uint8."""
+def train(model: LatentDiffusionAD, data: MultiClassData, s: LDMSettings) -> dict:
+    """All three stages in place on the setting's normal training images (less the held-out split)."""
     g = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
-    x = to_tensor(normal)
+    fit_idx, held_idx = holdout_split(len(data.normal_train), s.holdout, s.seed)
+    x, x_held = to_tensor(data.normal_train[fit_idx]), to_tensor(data.normal_train[held_idx])
     times, losses = {}, {}
     t0 = time.time()
     losses["vq"] = train_vq(model, x, s, g)
-    with torch.no_grad():
-        z = encode_all(model, x[:4096])
-    model.config = dataclasses.replace(model.config, latent_scale=float(1 / z.std()))
+    z = model.encode_batched(x)
+    raw_std = float(z.std())
+    if s.latent_scaling == "unit":
+        model.config = dataclasses.replace(model.config, latent_scale=1 / raw_std)
+        z = z / raw_std
     times["vq"] = time.time() - t0
     t0 = time.time()
-    z = encode_all(model, x)
     losses["unet"] = train_unet(model, z, s, g)
     times["unet"] = time.time() - t0
     t0 = time.time()
-    xs, recs, samples = classifier_pairs(model, x, s, g)
-    losses["classifier"] = train_classifier(model, xs, recs, samples, s, g)
+    pool = torch.randperm(len(x), generator=g)[: s.clf_pool]
+    fit = make_pairs(model, x[pool], s.negatives, s, g)
+    held = make_pairs(model, x_held[: s.holdout_pairs], max(1, s.holdout_pairs // 2), s, g, "held-out ")
+    times["pairs"] = time.time() - t0
+    t0 = time.time()
+    clf = train_classifier(model, fit, held, s, g)
+    losses["classifier"] = clf["final_train_loss"]
     times["classifier"] = time.time() - t0
     model.eval()
-    return {"final_losses": {k: round(v, 4) for k, v in losses.items()},
+    return {"final_losses": {k: round(v, 4) for k, v in losses.items()}, "latent_std": round(raw_std, 4),
+            "classifier": clf, "holdout_images": len(held_idx),
             "stage_seconds": {k: round(v, 1) for k, v in times.items()},
             "train_seconds": round(sum(times.values()), 1)}
 
 
 def run(setting: str, out: Path, settings: LDMSettings, preset: str = "cpu", data_path: str | None = None,
-        command: str = "", eval_limit: int = 1000) -> Path:
-    from xad.ldm import evaluate_folder
-
+        command: str = "") -> Path:
+    """Train on ``setting`` and save the weights folder (fp16 safetensors, config, a provisional
+    card); evaluate it with :func:`xad.ldm_report.evaluate_folder`."""
     data = load_setting(setting, data_path)
     torch.manual_seed(settings.seed)
     model = LatentDiffusionAD(PRESETS[preset])
-    log = train(model, data.normal_train, settings)
-    meta = {"setting": setting, "setting_description": data.description, "image_size": 32,
-            "training_data": f"{len(data.normal_train)} normal training images of {setting}",
+    log = train(model, data, settings)
+    n_train = len(data.normal_train) - log["holdout_images"]
+    meta = {"setting": data.setting, "setting_description": data.description, "image_size": 32,
+            "training_data": f"{n_train} normal training images of {data.setting} "
+                             f"({log['holdout_images']} more held out for early stopping)",
             "data_path": portable(data_path) if data_path else "embedded MNIST", "seed": settings.seed,
             "train_settings": asdict(settings), **log, "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(), "command": command}
-    save_model(model, out, family="ldm", card="(evaluating …)", preset=preset, meta=meta,
-               dtype=torch.float16)
-    return evaluate_folder(out, data_path, eval_limit)
+    return save_model(model, out, family="ldm", card="(not evaluated yet: python -m xad evaluate ldm)",
+                      preset=preset, meta=meta, dtype=torch.float16)
