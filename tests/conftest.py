@@ -78,14 +78,14 @@ def tiny_vaegan(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_ldm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny latent-diffusion model (3-4 steps per stage) trained on MNIST (0 anomalous) through
-    the command, evaluated on 20 + 20 test images (sweep on 10 + 10)."""
+    the command, evaluated on 8 + 8 test images (sweep on 4 + 4)."""
     from xad.cli import main
 
     out = tmp_path_factory.mktemp("ldm-weights") / "ldm" / "tiny"
     assert main(["train", "ldm", "--setting", "mnist-anomalous:0", "--preset", "tiny", "--vq-steps", "3",
                  "--unet-steps", "3", "--clf-steps", "4", "--clf-pool", "16", "--negatives", "8",
-                 "--holdout", "20", "--holdout-pairs", "8", "--batch-size", "8", "--eval-limit", "20",
-                 "--sweep-limit", "10", "--out", str(out)]) == 0
+                 "--holdout", "20", "--holdout-pairs", "8", "--batch-size", "8", "--eval-limit", "8",
+                 "--sweep-limit", "4", "--out", str(out)]) == 0
     return out
 
 

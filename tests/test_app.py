@@ -241,16 +241,18 @@ def test_latent_diffusion_page_slides_t_and_computes_a_sweep(tiny_ldm: Path, tmp
     assert not at.exception and not at.error
     charts = lambda: [str(c.proto) for c in at.get("plotly_chart")]  # noqa: E731
     assert any("Reconstructions from t = 10" in c for c in charts())
-    # the shipped sweep of this folder was made on 20 + 20 images: not the page's 500 + 500
+    # the shipped sweep of this folder was made on 10 + 10 images: not the page's 100 + 100
     assert at.button(key="ldm_sweep_button") is not None and not any("AUROC vs t" in c for c in charts())
     at.slider(key="ldm_t").set_value(20).run()
     assert any("Reconstructions from t = 20" in c for c in charts())
     at.radio(key="ldm_sample").set_value(5).run()
     assert any("anomalous 6" in c for c in charts())
-    assert any(m.label.startswith("classifier P(different") for m in at.metric)
+    assert any(m.label.startswith("classifier logit") for m in at.metric)
     at.button(key="ldm_sweep_button").click().run()
-    assert not at.exception and any("AUROC vs t (DDIM" in c for c in charts())
+    assert not at.exception and any("AUROC vs t (DDPM" in c for c in charts())
+    assert any("Class drift vs t" in c for c in charts())
     assert len(list(tmp_path.glob("*.json"))) == 1
-    assert at.dataframe[0].value["method"].str.contains("this paper").any()
-    at.radio(key="ldm_sampler").set_value("ddpm").run()
-    assert not at.exception and any("No stored sweep for DDPM" in i.value for i in at.info)
+    assert at.dataframe[0].value["score"].str.contains("this paper").any()
+    assert at.dataframe[0].value["score"].str.contains("ink mass").any()
+    at.radio(key="ldm_sampler").set_value("ddim").run()
+    assert not at.exception and any("No stored sweep for DDIM" in i.value for i in at.info)

@@ -276,7 +276,7 @@ def test_latent_diffusion_timestep_slider_changes_the_reconstructions(page, serv
     assert t >= 300
     expect(recs.locator(".gtitle")).to_contain_text(f"from t = {t}", timeout=60_000)  # the last rerun lands
     assert recs.screenshot() != before
-    page.get_by_text("AUROC vs t (DDIM").first.wait_for()  # the shipped sweep, t marked
+    page.get_by_text("AUROC vs t (DDPM").first.wait_for()  # the shipped sweep, t marked
     expect(page.locator(".js-plotly-plot").nth(2)).to_contain_text(f"t = {t}", timeout=60_000)
     page.get_by_text("anomalous 5", exact=False).first.click()
     settle(page)

@@ -114,7 +114,7 @@ def test_trained_folder_has_card_sweep_and_every_auroc(tiny_ldm: Path) -> None:
     r = read_record(tiny_ldm)
     m = r.metrics
     assert r.meta["setting"] == "mnist-anomalous:0" and r.meta["train_settings"]["sampler"] == "ddpm"
-    assert m["n_normal"] == 20 and m["n_anomalous"] == 20 and m["sampler"] == "ddpm"
+    assert m["n_normal"] == 8 and m["n_anomalous"] == 8 and m["sampler"] == "ddpm"
     assert {f"auroc_{k}" for k in ldm.SCORES} <= set(m) and m["drift_normal"] is not None
     clf = r.meta["classifier"]
     best = min(clf["history"], key=lambda h: h["heldout_loss"])
@@ -123,7 +123,7 @@ def test_trained_folder_has_card_sweep_and_every_auroc(tiny_ldm: Path) -> None:
     card = (tiny_ldm / "card.md").read_text()
     assert f"| {100 * m['auroc_ink']:.1f} |" in card and f"| {100 * m['auroc_method']:.1f} |" in card
     assert "python -m xad train ldm --setting mnist-anomalous:0" in card and "garbled" in card
-    table = ldm.load_sweep(tiny_ldm, ldm.sweep_params(limit=10))
+    table = ldm.load_sweep(tiny_ldm, ldm.sweep_params(limit=4))
     assert list(table["t"]) == list(ldm.sweep_ts(ldm.load(tiny_ldm)[0], 100)) and len(table) == 11
     assert {"drift_normal", "drift_anomalous", "auroc_latent"} <= set(table.columns)
     assert ldm.load_sweep(tiny_ldm, ldm.SHIPPED_SWEEP) is None  # made with another limit
@@ -136,17 +136,17 @@ def test_evaluate_is_seeded_and_the_sweep_is_cached(tiny_ldm: Path, tmp_path: Pa
     monkeypatch.setattr(ldm, "CACHE_DIR", tmp_path)
     model, record = ldm.load(tiny_ldm)
     data = load_setting(record.meta["setting"])
-    a = ldm.evaluate(model, data, limit=8, seed=3)
-    assert a == ldm.evaluate(model, data, limit=8, seed=3) and a["n_normal"] == 8
-    again = ldm.evaluate(model, data, limit=20)  # how the card was made
+    a = ldm.evaluate(model, data, limit=5, seed=3)
+    assert a == ldm.evaluate(model, data, limit=5, seed=3) and a["n_normal"] == 5
+    again = ldm.evaluate(model, data, limit=8)  # how the card was made
     assert {k: again[k] for k in again} == {k: record.metrics[k] for k in again}
-    params = ldm.sweep_params(limit=6, seed=3)
+    params = ldm.sweep_params(limit=3, seed=3)
     assert ldm.find_sweep(tiny_ldm, data, params) is None
     calls = []
     s1 = ldm.cached_sweep(tiny_ldm, data, params, model, progress=lambda i, n: calls.append((i, n)))
     assert calls[-1] == (11, 11) and len(list(tmp_path.glob("*.json"))) == 1
     np.testing.assert_allclose(s1.to_numpy(float), ldm.find_sweep(tiny_ldm, data, params).to_numpy(float))
-    assert ldm.find_sweep(tiny_ldm, data, ldm.sweep_params(limit=6, seed=4)) is None  # another key
+    assert ldm.find_sweep(tiny_ldm, data, ldm.sweep_params(limit=3, seed=4)) is None  # another key
     np.testing.assert_allclose(s1.to_numpy(float), ldm.run_sweep(model, data, params).to_numpy(float))
 
 
@@ -247,14 +247,14 @@ def test_inference_never_imports_training() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("digit", [1])
-def test_shipped_digit_reaches_its_card(digit: int) -> None:
-    """Re-evaluate a shipped digit exactly as its card was made; the numbers must match."""
+def test_shipped_digit_reaches_its_card() -> None:
+    """Re-evaluate one shipped digit (the first) exactly as its card was made; the numbers must match."""
     from xad import ldm
 
-    folder = ROOT / "weights" / "ldm" / f"mnist-{digit}-cpu"
-    if not (folder / "config.json").is_file():
-        pytest.skip(f"{folder.name} not shipped")
+    shipped = sorted((ROOT / "weights" / "ldm").glob("mnist-*-cpu/config.json"))
+    if not shipped:
+        pytest.skip("no latent-diffusion digit shipped")
+    folder = shipped[0].parent
     model, record = ldm.load(folder)
     m = record.metrics
     got = ldm.evaluate(model, load_setting(record.meta["setting"]), m["t"], m["sampler"], limit=m["n_normal"],

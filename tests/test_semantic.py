@@ -63,3 +63,12 @@ def test_two_colour_oe_repaints_part_of_the_strokes_in_the_normal_colour() -> No
     assert (red & region).sum() / region.sum() > 0.3
     mixed = semantic.outliers("letters-two-colour", 40, seed=2)
     assert mixed.shape == (40, 32, 32, 3) and set(semantic.OE_KINDS) >= {"letters-two-colour", "letters"}
+
+
+def test_new_setting_syntax_names_the_normal_class() -> None:
+    new, old = semantic.load_setup("mnist-normal:7"), semantic.load_setup("mnist:7")
+    np.testing.assert_array_equal(new.anomalous_test, old.anomalous_test)
+    assert len(new.normal_train) == 6265 and semantic.describe("cmnist-normal:one+red") == semantic.describe(
+        "cmnist:one+red")
+    with pytest.raises(DataError):
+        semantic.load_setup("mnist-anomalous:7")  # one-vs-rest setups name their normal class

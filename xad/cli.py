@@ -222,7 +222,8 @@ def _train_ldm(args: argparse.Namespace) -> int:
     setting = parse(args.setting, legacy="anomalous").name
     settings = LDMSettings(vq_steps=args.vq_steps, unet_steps=args.unet_steps, clf_steps=args.clf_steps,
                            batch_size=args.batch_size, vq_batch_size=min(64, args.batch_size),
-                           clf_batch_size=args.batch_size, clf_pool=args.clf_pool, negatives=args.negatives, negative_kind=args.negative_kind,
+                           clf_batch_size=args.batch_size, clf_pool=args.clf_pool, negatives=args.negatives,
+                           negative_kind=args.negative_kind,
                            holdout=args.holdout, holdout_pairs=min(args.holdout_pairs, args.holdout),
                            label_smoothing=args.label_smoothing, latent_scaling=args.latent_scaling,
                            sampler=args.sampler, seed=args.seed)

@@ -1,12 +1,15 @@
 """Semantic anomaly-detection setups (Liznerski et al., sec. 5): classification data turned into
 normal-vs-anomalous benchmarks, plus outlier exposure (OE) that is available offline.
 
-A setup is named by a string:
+A setup is named by a string in the one setting syntax (:mod:`xad.data.settings`):
 
-- ``mnist:<d>``: MNIST, digit ``d`` normal, the nine others anomalous (one vs rest; Fig. 4);
-- ``cmnist:one+red``: coloured MNIST, normal = the digit one (any colour) or any red digit, the
-  rest anomalous (multiple normal classes; the paper's Fig. 9 setting);
-- ``cifar10:<c>``: CIFAR-10, class ``c`` (name or id) normal, the rest anomalous.
+- ``mnist-normal:<d>``: MNIST, digit ``d`` normal, the nine others anomalous (one vs rest; Fig. 4);
+- ``cmnist-normal:one+red``: coloured MNIST, normal = the digit one (any colour) or any red digit,
+  the rest anomalous (multiple normal classes; the paper's Fig. 9 setting);
+- ``cifar10-normal:<c>``: CIFAR-10, class ``c`` (name or id) normal, the rest anomalous.
+
+The older ``mnist:<d>`` / ``cmnist:one+red`` / ``cifar10:<c>`` (what shipped weights store) read
+the class as normal.
 
 All images are returned as ``uint8 (N, 32, 32, 3)`` RGB (MNIST padded by 2 px and repeated over
 three channels), so detectors and generators see one format.
@@ -28,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from xad.data import digits
 from xad.data.embedded import DATA_DIR
+from xad.data.settings import parse
 from xad.data.transforms import DataError
 
 SIZE = 32
@@ -77,9 +81,17 @@ def default_mnist_path() -> Path:
     return DATA_DIR / "mnist" / "mnist.npz"
 
 
+def _legacy(setup: str) -> str:
+    """The ``<dataset>:<arg>`` form the functions below dispatch on; one-vs-rest setups only."""
+    s = parse(setup, legacy="normal", warn=False)
+    if s.role != "normal" or (s.dataset == "mnist" and len(s.classes) != 1):
+        raise DataError(f"{setup}: a setup names its normal class, e.g. mnist-normal:7")
+    return s.legacy
+
+
 def describe(setup: str) -> str:
     """A sentence for the UI and cards."""
-    kind, _, arg = setup.partition(":")
+    kind, _, arg = _legacy(setup).partition(":")
     if kind == "mnist":
         return f"MNIST, digit {arg} normal, the other nine digits anomalous (one vs rest)"
     if kind == "cmnist":
@@ -95,7 +107,7 @@ def normal_routes(setup: str, predictions: list[np.ndarray]) -> dict[str, np.nda
     way of being normal: {"digit 7": ...} for mnist:7; {"digit 1": ..., "red": ...} for
     cmnist:one+red. predictions: one (N,) array per head (digit; digit and colour) of the setup's
     feature extractor. An image is judged normal where any route is True."""
-    kind, _, arg = setup.partition(":")
+    kind, _, arg = _legacy(setup).partition(":")
     if kind == "mnist":
         return {f"digit {arg}": predictions[0] == int(arg)}
     if kind == "cmnist" and len(predictions) >= 2:
@@ -107,7 +119,7 @@ def load_setup(setup: str, path: str | Path | None = None, seed: int = 0) -> Sem
     """The arrays of ``setup``; ``path``: the MNIST npz/IDX folder or the CIFAR-10 folder
     (default: the embedded MNIST). Coloured MNIST's colours come from ``seed``."""
     text = describe(setup)
-    kind, _, arg = setup.partition(":")
+    kind, _, arg = _legacy(setup).partition(":")
     if kind in ("mnist", "cmnist"):
         m = _mnist(str(path or default_mnist_path()))
         if kind == "mnist":

@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -82,11 +83,23 @@ def _autocast(s: LDMSettings):  # noqa: ANN202
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16)
 
 
-def _batches(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
-    return x[torch.randint(0, len(x), (n,), generator=g)]
+def _batches(x: torch.Tensor | np.ndarray, n: int, g: torch.Generator) -> torch.Tensor:
+    """n random rows of x; uint8 images (N, H, W, 3) come back as (n, 3, H, W) floats in [0, 1]."""
+    idx = torch.randint(0, len(x), (n,), generator=g)
+    return _images(x[idx.numpy()]) if isinstance(x, np.ndarray) else x[idx]
 
 
-def train_vq(model: LatentDiffusionAD, x: torch.Tensor, s: LDMSettings, g: torch.Generator) -> float:
+def _images(x: np.ndarray) -> torch.Tensor:
+    return to_tensor(x).contiguous()
+
+
+@torch.no_grad()
+def _encode(model: LatentDiffusionAD, x: np.ndarray, batch: int = 512) -> torch.Tensor:
+    """Latents of uint8 images, converted a batch at a time (no full float copy of the set)."""
+    return torch.cat([model.encode(_images(x[i: i + batch])) for i in range(0, len(x), batch)])
+
+
+def train_vq(model: LatentDiffusionAD, x: np.ndarray, s: LDMSettings, g: torch.Generator) -> float:
     opt = torch.optim.Adam(model.vq.parameters(), lr=s.vq_lr)
     model.vq.train()
     loss = torch.zeros(())
@@ -212,11 +225,12 @@ def train(model: LatentDiffusionAD, data: MultiClassData, s: LDMSettings) -> dic
     g = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
     fit_idx, held_idx = holdout_split(len(data.normal_train), s.holdout, s.seed)
-    x, x_held = to_tensor(data.normal_train[fit_idx]), to_tensor(data.normal_train[held_idx])
+    x, x_held = data.normal_train[fit_idx], data.normal_train[held_idx]  # uint8 (N, 32, 32, 3)
     times, losses = {}, {}
     t0 = time.time()
     losses["vq"] = train_vq(model, x, s, g)
-    z = model.encode_batched(x)
+    n_enc = s.unet_steps * s.batch_size  # the UNet never sees more latents than this
+    z = _encode(model, x if n_enc >= len(x) else x[torch.randperm(len(x), generator=g)[:n_enc].numpy()])
     raw_std = float(z.std())
     if s.latent_scaling == "unit":
         model.config = dataclasses.replace(model.config, latent_scale=1 / raw_std)
@@ -227,8 +241,8 @@ def train(model: LatentDiffusionAD, data: MultiClassData, s: LDMSettings) -> dic
     times["unet"] = time.time() - t0
     t0 = time.time()
     pool = torch.randperm(len(x), generator=g)[: s.clf_pool]
-    fit = make_pairs(model, x[pool], s.negatives, s, g)
-    held = make_pairs(model, x_held[: s.holdout_pairs], max(1, s.holdout_pairs // 2), s, g, "held-out ")
+    fit = make_pairs(model, _images(x[pool.numpy()]), s.negatives, s, g)
+    held = make_pairs(model, _images(x_held[: s.holdout_pairs]), max(1, s.holdout_pairs // 2), s, g, "held-out ")
     times["pairs"] = time.time() - t0
     t0 = time.time()
     clf = train_classifier(model, fit, held, s, g)
