@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from pages.common import datasets, figure_downloads
-from xad import audit, resolve
+from xad import audit, resolve, runs
 from xad.access import confine
 from xad.plots import audit as plots_audit
 from xad.data import catalog
@@ -148,8 +148,8 @@ def live_panel(ds: MVTecDataset, model, sample_id: str, params: audit.AuditParam
     figure_downloads(fig, f"{sample_id.replace('/', '_')}_live", key="audit-live")
 
 
-def sample_panel(ds: MVTecDataset, model, run: audit.AuditRun, sample_id: str,  # noqa: ANN001
-                 setups: tuple[str, ...], resample: str) -> None:
+def sample_panel(ds: MVTecDataset, model, run: runs.AuditRun, sample_id: str,  # noqa: ANN001
+                 setups: tuple[str, ...], resample: str, amap_max: float | None = None) -> None:
     i = run.index(sample_id)
     sample = ds.load(next(r for r in ds.refs("test") if r.id == sample_id), model.config.image_size,
                      resample)
@@ -158,7 +158,7 @@ def sample_panel(ds: MVTecDataset, model, run: audit.AuditRun, sample_id: str,  
                                  run.maps["anomaly_map"][i].astype(np.float32),
                                  {s: run.maps[s][i] for s in setups}, sample.mask,
                                  title=f"{sample_id} · alpha {r['score']:.3f} (tau* {r['tau']:.3f}) · "
-                                       f"predicted {r['predicted']}")
+                                       f"predicted {r['predicted']}", amap_max=amap_max)
     st.plotly_chart(fig, key="audit_row")
     figure_downloads(fig, sample_id.replace("/", "_"), key="audit-row")
 

@@ -14,9 +14,7 @@ import hashlib
 import json
 import os
 import time
-import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -35,13 +33,12 @@ from xad.explain.reconstruction import error_function, reconstruct
 from xad.explain.segmentation import segments_for
 from xad.metrics.detection import anomaly_map, anomaly_score, evaluate, predicted_anomalous, tau_star
 from xad.metrics.localisation import optimal_iou
+from xad.runfolder import atomic_write, remove_empty, run_lock
+from xad.runs import AUDIT_CACHE, AuditRun, find_run, load_run, run_key
 
 SETUPS = ("S1", "S2", "S3")
-#: Mean max-IoU over defective test images in Rashid et al. (recomputed from their CSVs).
-PAPER_MEAN_IOU = {"hazelnut": {"S1": 0.357, "S2": 0.517, "S3": 0.443},
-                  "screw": {"S1": 0.215, "S2": 0.630, "S3": 0.329}}
 #: Where finished runs are cached (``$XAD_CACHE/audits``, default ``runs/audits`` in the checkout).
-CACHE_DIR = Path(os.environ.get("XAD_CACHE", REPO_ROOT / "runs")) / "audits"
+CACHE_DIR = AUDIT_CACHE
 #: Bumped whenever the engine's numbers change for the same inputs, so stale cached runs are not reused.
 ENGINE_REVISION = 2
 COLUMNS = ["id", "category", "defect", "label", "score", "predicted", "correct", "tau", "role",
@@ -197,22 +194,6 @@ def audit_key(ds: MVTecDataset, weights: Path, params: AuditParams) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def find_run(key: str, roots: list[Path]) -> Path | None:
-    """A finished run with this key under any of ``roots`` (``<root>/*-<key>/results.csv``)."""
-    for root in roots:
-        for run in sorted(Path(root).glob(f"*-{key}")):
-            if (run / "results.csv").is_file() and (run / "maps.npz").is_file():
-                return run
-    return None
-
-
-def _run_key(run: Path) -> str | None:
-    try:
-        return json.loads((run / "run.json").read_text()).get("key")
-    except (OSError, ValueError):
-        return None
-
-
 def sample_keys(ds: MVTecDataset, weights: Path, params: AuditParams, ids: list[str],
                 refs: list) -> list[str]:
     """One key per sample for its explanation: the sample's id and file bytes, the weights and the
@@ -229,14 +210,15 @@ def sample_keys(ds: MVTecDataset, weights: Path, params: AuditParams, ids: list[
 def run_audit(ds: MVTecDataset, model: torch.nn.Module, weights: Path, params: AuditParams,
               out: Path | None = None, n_jobs: int = 1,
               progress: Callable[[int, int, str], None] | None = None,
-              notice: Callable[[str], None] | None = None) -> Path:
+              notice: Callable[[str], None] | None = None, scheduler: str | None = None) -> Path:
     """Score, explain every sample, write the run folder; reuse a finished run with the same key.
 
     Finished samples wait in ``partial/<sample key>.npz`` (:func:`sample_keys`): an interrupted run
     resumes them; results of other parameters or data are discarded (``notice`` says how many). A
-    lock file keeps a second writer out of the same folder."""
+    lock file keeps a second writer out of the same folder. ``scheduler``: None (this process, or
+    ``n_jobs`` joblib workers) or a Dask scheduler (:mod:`xad.scheduler`); the same results either way."""
     key = audit_key(ds, weights, params)
-    if out is not None and _run_key(Path(out)) == key and (Path(out) / "results.csv").is_file():
+    if out is not None and run_key(Path(out)) == key and (Path(out) / "results.csv").is_file():
         return Path(out)
     if out is None and (done := find_run(key, [CACHE_DIR, Path(weights) / "audits"])) is not None:
         return done
@@ -245,16 +227,16 @@ def run_audit(ds: MVTecDataset, model: torch.nn.Module, weights: Path, params: A
     try:
         with run_lock(run):
             try:
-                return _run_locked(run, ds, model, weights, params, key, n_jobs, progress, notice)
+                return _run_locked(run, ds, model, weights, params, key, (n_jobs, scheduler), progress, notice)
             finally:  # no empty leftovers (finished samples stay for the resume)
-                _remove_empty(run / "partial")
+                remove_empty(run / "partial")
     finally:
         if created:
-            _remove_empty(run)
+            remove_empty(run)
 
 
 def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Path, params: AuditParams,
-                key: str, n_jobs: int, progress: Callable[[int, int, str], None] | None,
+                key: str, workers: tuple[int, str | None], progress: Callable[[int, int, str], None] | None,
                 notice: Callable[[str], None] | None) -> Path:
     sc = score(model, ds, params)
     keys = sample_keys(ds, weights, params, sc.ids, test_samples(ds, params.limit))
@@ -267,11 +249,8 @@ def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Pa
         notice(f"{len(stale)} unfinished results in {partial} were made with other parameters or data; "
                "discarded")
     todo = [i for i, k in enumerate(keys) if not (partial / f"{k}.npz").is_file()]
-    jobs = (delayed(_explain_to_disk)(partial / f"{keys[i]}.npz", i, sc.images[i], sc.reconstructions[i],
-                                      sc.masks[i], model, params) for i in todo)
     finished = len(sc.ids) - len(todo)
-    for i in Parallel(n_jobs=n_jobs, backend="loky" if n_jobs > 1 else "sequential",
-                      return_as="generator")(jobs):
+    for i in _explained(sc, todo, [partial / f"{k}.npz" for k in keys], model, weights, params, *workers):
         finished += 1
         if progress:
             progress(finished, len(sc.ids), sc.ids[i])
@@ -279,65 +258,34 @@ def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Pa
     return run
 
 
-def _remove_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()  # only if empty
-    except OSError:
-        pass
+def _explained(sc: Scoring, todo: list[int], paths: list[Path], model: torch.nn.Module, weights: Path,
+               params: AuditParams, n_jobs: int, scheduler: str | None):  # noqa: ANN202 - Iterator[int]
+    """Explain the samples ``todo`` and save each into its partial file as it finishes; yields indices."""
+    if scheduler is not None:
+        from xad.scheduler import explain_on_cluster
 
-
-@contextmanager
-def run_lock(run: Path) -> Iterator[None]:
-    """Hold ``<run>/.lock`` (holding the PID) while writing a run folder; a second writer gets a
-    DataError naming the PID. A lock left by a process that no longer runs is taken over."""
-    run.mkdir(parents=True, exist_ok=True)
-    lock = run / ".lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            pid = _lock_pid(lock)
-            if pid is not None and _alive(pid):
-                raise DataError(f"{run}: run folder in use by PID {pid}; wait for it or choose another --out") \
-                    from None
-            lock.unlink(missing_ok=True)  # stale: its writer is gone
-    else:
-        raise DataError(f"{run}: could not take the run folder's lock {lock}")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _lock_pid(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().strip() or "x")
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        items = [(i, sc.images[i], sc.reconstructions[i], sc.masks[i]) for i in todo]
+        for i, res in explain_on_cluster(scheduler, explain_sample, str(Path(weights).resolve()), items, params):
+            _save_sample(paths[i], res)
+            yield i
+        return
+    jobs = (delayed(_explain_to_disk)(paths[i], i, sc.images[i], sc.reconstructions[i], sc.masks[i], model, params)
+            for i in todo)
+    yield from Parallel(n_jobs=n_jobs, backend="loky" if n_jobs > 1 else "sequential", return_as="generator")(jobs)
 
 
 def _explain_to_disk(path: Path, i: int, image: np.ndarray, x_rec: np.ndarray, mask, model, params) -> int:  # noqa: ANN001
-    res = explain_sample(image, x_rec, mask, model, params)
+    _save_sample(path, explain_sample(image, x_rec, mask, model, params))
+    return i
+
+
+def _save_sample(path: Path, res: dict) -> None:
     arrays = {f"map_{s}": r["map"] for s, r in res.items()}
     meta = {s: {k: r[k] for k in ("iou", "theta", "seconds")} for s, r in res.items()}
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         np.savez_compressed(f, meta=json.dumps(meta), **arrays)
     tmp.rename(path)  # atomic: a crash never leaves half a sample
-    return i
 
 
 def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: Path, params: AuditParams,
@@ -357,8 +305,8 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: P
             m = meta.get(s, {})
             row |= {f"iou_{s}": m.get("iou"), f"theta_{s}": m.get("theta"), f"seconds_{s}": m.get("seconds")}
         rows.append(row)
-    _atomic(run / "results.csv", lambda f: pd.DataFrame(rows, columns=COLUMNS).to_csv(f, index=False))
-    _atomic(run / "maps.npz", lambda f: np.savez_compressed(
+    atomic_write(run / "results.csv", lambda f: pd.DataFrame(rows, columns=COLUMNS).to_csv(f, index=False))
+    atomic_write(run / "maps.npz", lambda f: np.savez_compressed(
         f, ids=np.array(sc.ids), anomaly_map=sc.maps.astype(np.float16),
         reconstruction=np.rint(sc.reconstructions * 255).astype(np.uint8),
         **{s: np.stack(v).astype(np.float32) for s, v in maps.items()}))
@@ -367,59 +315,9 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: P
             "data": portable(ds.folder), "category": ds.category, "weights": portable(weights),
             "params": asdict(params), "tau": sc.tau, "auroc": det.auroc, "accuracy": det.accuracy,
             "confusion": det.describe(), "n_samples": len(sc.ids)}
-    _atomic(run / "run.json", lambda f: f.write((json.dumps(info, indent=2) + "\n").encode()))
+    atomic_write(run / "run.json", lambda f: f.write((json.dumps(info, indent=2) + "\n").encode()))
     for p in (run / "partial").iterdir():
         p.unlink()
-
-
-def _atomic(path: Path, write: Callable) -> None:
-    """Write ``path`` through a temporary file and a rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    tmp.replace(path)
-
-
-@dataclass(frozen=True)
-class AuditRun:
-    """A finished run folder: results (documented in COLUMNS), maps by name (N, H, W) or
-    reconstruction (N, H, W, 3) uint8, and run.json as ``info``."""
-
-    path: Path
-    results: pd.DataFrame
-    maps: dict[str, np.ndarray]
-    info: dict
-
-    def index(self, sample_id: str) -> int:
-        return int(np.flatnonzero(self.maps["ids"] == sample_id)[0])
-
-
-def load_run(path: str | Path) -> AuditRun:
-    """Open a run folder written by :func:`run_audit` (safe: npz without pickles)."""
-    path = Path(path)
-    for name in ("results.csv", "maps.npz", "run.json"):
-        if not (path / name).is_file():
-            raise DataError(f"{path}: not an audit run folder (no {name})")
-    try:
-        with np.load(path / "maps.npz", allow_pickle=False) as z:
-            maps = {k: z[k] for k in z.files}
-    except ValueError as exc:  # object arrays: refused, never unpickled
-        raise DataError(f"{path / 'maps.npz'}: holds pickled objects; xad reads plain arrays only") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise DataError(f"{path / 'maps.npz'}: damaged or truncated ({exc.__class__.__name__})") from exc
-    try:
-        results = pd.read_csv(path / "results.csv")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path / 'results.csv'}: not a readable table ({exc.__class__.__name__})") from exc
-    if missing := [c for c in ("id", "label", "score", "tau") if c not in results.columns]:
-        raise DataError(f"{path / 'results.csv'}: not an audit table (no column {', '.join(missing)})")
-    try:
-        info = json.loads((path / "run.json").read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path / 'run.json'}: not valid JSON") from exc
-    if "ids" not in maps or len(maps["ids"]) != len(results):
-        raise DataError(f"{path}: maps.npz and results.csv describe different samples")
-    return AuditRun(path, results, maps, info)
 
 
 def open_audit(ds: MVTecDataset, weights: Path, params: AuditParams) -> AuditRun | None:
@@ -433,19 +331,6 @@ def open_audit(ds: MVTecDataset, weights: Path, params: AuditParams) -> AuditRun
         if (run := find_run(audit_key(ds, weights, p), roots)) is not None:
             return load_run(run)
     return None
-
-
-def mean_iou_table(results: pd.DataFrame, setups: tuple[str, ...]) -> pd.DataFrame:
-    """Mean max-IoU per setup over anomalous samples with a mask, beside the paper's values."""
-    bad = results[results["label"] == "anomalous"]
-    rows = []
-    for s in setups:
-        j = bad[f"iou_{s}"].dropna()
-        rows.append({"setup": s, "explainer": "SHAP" if s == "S3" else "LIME",
-                     "mean max-IoU (this run)": round(float(j.mean()), 3) if len(j) else None,
-                     "samples": len(j), "median seconds": round(float(results[f"seconds_{s}"].median()), 2),
-                     **{f"paper, {c}": v[s] for c, v in PAPER_MEAN_IOU.items()}})
-    return pd.DataFrame(rows)
 
 
 def explain_one(model: torch.nn.Module, sample, params: AuditParams,  # noqa: ANN001 - a Sample

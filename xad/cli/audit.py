@@ -6,13 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from xad.cli.checks import choices_list, existing_folder, integer, output_file, output_folder
+from xad.cli.checks import UsageError, choices_list, existing_folder, integer, output_file, output_folder
 
 
 def _setups(text: str) -> tuple[str, ...]:
     from xad.audit import SETUPS
 
     return choices_list(SETUPS)(text)
+
+
+def _scheduler(text: str) -> str:
+    if text != "local" and not text.startswith(("tcp://", "tls://")):
+        raise argparse.ArgumentTypeError(f"{text}: expected 'local' or a scheduler address like tcp://host:8786")
+    return text
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -23,6 +29,8 @@ def _audit(args: argparse.Namespace) -> int:
     from xad.precision import bf16_is_fast
     from xad.weights import load_model
 
+    if args.scheduler is not None and args.jobs > 1:
+        raise UsageError("--jobs and --scheduler both say where the work runs: give one of them")
     model, record = load_model(args.weights, expect="VAEGAN")
     params = AuditParams(setups=args.setups, segments=args.segments, samples=args.samples, seed=args.seed,
                          error_variant=args.variant, calibration=args.calibration, limit=args.limit,
@@ -39,7 +47,7 @@ def _audit(args: argparse.Namespace) -> int:
     def notice(message: str) -> None:
         bar.write(f"xad: {message}", file=sys.stderr)
 
-    run = run_audit(ds, model, record.path, params, args.out, args.jobs, progress, notice)
+    run = run_audit(ds, model, record.path, params, args.out, args.jobs, progress, notice, args.scheduler)
     bar.close()
     print(run)
     return 0
@@ -75,7 +83,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "fp32); auto: bf16 where the CPU computes it natively (AMX), else fp32")
     au.add_argument("--engine", choices=["fast", "reference"], default="fast",
                     help="xad's vectorised engine, or lime/shap/skimage called as published (fp32; slow)")
-    au.add_argument("--jobs", type=integer(1), default=1, help="parallel worker processes")
+    au.add_argument("--jobs", type=integer(1), default=1, help="parallel worker processes (joblib)")
+    au.add_argument("--scheduler", type=_scheduler, default=None,
+                    help="run the per-sample work on Dask: 'local' (a LocalCluster, a worker per core) or a "
+                         "scheduler address tcp://host:8786 (workers must see the data and weights at the same "
+                         "paths); the same results.csv as a serial run")
     au.add_argument("--out", type=output_folder, default=None, help="run folder (default: a cache folder)")
     au.set_defaults(func=_audit)
     rp = sub.add_parser("report", help="an HTML report of every sample of an audit run")
