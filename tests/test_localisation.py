@@ -74,3 +74,37 @@ def test_localisation_of_an_anomaly_map() -> None:
     assert out == pytest.approx({"iou": 2 / 3, "rank": 0.5, "mass": 0.6, "pointing": 1.0,
                                  "pixel_auroc": 0.75, "aupro": 0.5})
     assert localisation(A, M) == pytest.approx({"rank": 0.5, "mass": 0.6, "pointing": 1.0})
+
+
+def test_audit_writes_the_localisation_columns_and_run_facts(tiny_industrial, tiny_vaegan, tmp_path,  # noqa: ANN001
+                                                             monkeypatch) -> None:  # noqa: ANN001
+    import json
+
+    import pandas as pd
+
+    from xad import audit
+    from xad.data.mvtec import MVTecDataset
+    from xad.weights import load_model
+
+    monkeypatch.setenv("XAD_CACHE", str(tmp_path / "cache"))
+    model, _ = load_model(tiny_vaegan)
+    assert audit.AuditParams().samples == 5000 and audit.AuditParams().backend == "auto"
+    params = audit.AuditParams(setups=audit.SETUPS, segments=10, samples=40, backend="onnxruntime")
+    run = audit.run_audit(MVTecDataset(tiny_industrial, "brick"), model, tiny_vaegan, params, tmp_path / "r")
+    r = pd.read_csv(run / "results.csv")
+    assert list(r.columns) == audit.COLUMNS
+    for col in ("iou_S4", "rank_S1", "mass_S3", "pointing_S4", "iou_map", "pixel_auroc_map", "aupro_map"):
+        assert col in r.columns
+    bad, good = r[r["label"] == "anomalous"], r[r["label"] == "good"]
+    cols = [c for c in r.columns if c.split("_")[0] in ("iou", "rank", "mass", "pointing", "aupro")
+            or c == "pixel_auroc_map"]
+    assert good[cols].isna().all().all() and bad[cols].notna().all().all()
+    assert ((bad[cols] >= 0) & (bad[cols] <= 1)).all().all()
+    assert set(bad["pointing_S1"]) <= {0.0, 1.0}
+    info = json.loads((run / "run.json").read_text())
+    assert info["samples"] == 40 and info["backend"] == "onnxruntime"
+    assert info["segmentation"]["convert2lab"] is True and info["segmentation"]["kernel_size"] == 2
+    table = audit.localisation_table(r, audit.SETUPS)
+    assert list(table["map"]) == ["S1", "S2", "S3", "S4", "m"]
+    assert table.loc[4, "AUPRO@0.3"] == pytest.approx(bad["aupro_map"].mean(), abs=1e-3)
+    assert table.loc[0, "pixel AUROC"] is None or pd.isna(table.loc[0, "pixel AUROC"])

@@ -14,6 +14,7 @@ composes each chunk of perturbed images in torch right before the model, instead
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -77,6 +78,8 @@ class ErrorFunction:
         self.model, self.variant, self.batch_size, self.bf16 = model, variant, batch_size, bf16
         self.backend, self.device = backend, torch.device(device)
         self._runners: dict[tuple[int, ...], backends.Runner] = {}
+        self.model_seconds = 0.0  # wall time inside the model calls alone (bench/explain.py)
+        self.model_images = 0
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         images = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
@@ -110,11 +113,16 @@ class ErrorFunction:
         for i in range(0, n, self.batch_size):
             x = chunk(slice(i, i + self.batch_size)).permute(0, 3, 1, 2)  # NHWC = channels-last NCHW
             run = self.runner(tuple(x.shape[1:]))
+            t0 = time.perf_counter()
             if isinstance(run, backends.TorchRunner):
                 x = x.to(run.device)
                 r = run.tensors(x)[0]
+                if run.device.type == "cuda":
+                    torch.cuda.synchronize()
             else:  # an exported model: NCHW float32 in and out, on the CPU
                 r = torch.from_numpy(run(x.numpy())[0])
+            self.model_seconds += time.perf_counter() - t0
+            self.model_images += len(x)
             sq = (r - x) ** 2
             err = sq.sum((1, 2, 3)) if self.variant == "sse" else sq.amax(1).sum((1, 2))
             out[i: i + self.batch_size] = err.double().cpu()
