@@ -110,19 +110,17 @@ def main() -> None:
     f32 = error_function(model, bf16=False, fast=False)
     plain = lambda b: f32(b)  # noqa: E731 - a plain function: images built in numpy
     xshap.explain(plain, x, x_rec, 50)  # numba compiles on the first call: not counted
-    ref = {}
-    for s in setups:
-        ref[s] = run(s, plain, reference=True)
-        log(f"{s} reference: {ref[s][1]:.2f} s")
-    per_backend: dict[str, dict] = {}
+    fs = {}
     for b in chosen:
-        f = error_function(model, bf16=None if b == "torch" else False, backend=b)
-        f(x[None].repeat(20, 0))  # export, compile and warm up: not counted
-        per_backend[b] = {}
-        for s in setups:
+        fs[b] = error_function(model, bf16=None if b == "torch" else False, backend=b)
+        fs[b](x[None].repeat(20, 0))  # export, compile and warm up: not counted
+    per_backend: dict[str, dict] = {b: {} for b in chosen}
+    for s in setups:  # setup by setup, so that a run stopped early still reports whole setups
+        r_attr, r_seconds = run(s, plain, reference=True)
+        log(f"{s} reference  : {r_seconds:6.2f} s  (load {os.getloadavg()[0]:.1f})")
+        for b, f in fs.items():
             f.model_seconds, f.model_images = 0.0, 0
             attribution, seconds = run(s, f, reference=False)
-            r_attr, r_seconds = ref[s]
             row = {"reference_seconds": round(r_seconds, 2), "fast_seconds": round(seconds, 2),
                    "ratio": round(r_seconds / seconds, 2), "model_seconds": round(f.model_seconds, 2),
                    "model_images": f.model_images,
@@ -131,7 +129,8 @@ def main() -> None:
                    "attribution_correlation": round(corr(attribution, r_attr), 5)}
             per_backend[b][s] = row
             log(f"{s} {b:<11}: {seconds:6.2f} s (model {f.model_seconds:.2f} s, "
-                f"{row['ms_per_image']} ms/img), ratio {row['ratio']}x, corr {row['attribution_correlation']}")
+                f"{row['ms_per_image']} ms/img), ratio {row['ratio']}x, "
+                f"corr {row['attribution_correlation']}  (load {os.getloadavg()[0]:.1f})")
     info["load_after"] = [round(v, 2) for v in os.getloadavg()]
     best = min(per_backend, key=lambda b: sum(r["fast_seconds"] for r in per_backend[b].values()))
     info |= {"fastest_backend": best, "setups": per_backend.get(info["backend"], per_backend[best]),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -62,6 +63,8 @@ def resolve(name: str, device: str = "cpu") -> str:
     checked to be installed and to support ``device``."""
     if device not in DEVICES:
         raise BackendError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BackendError("--device cuda: torch sees no CUDA device on this machine")
     if name == "auto":
         if device == "cuda" or bf16_is_fast():
             return "torch"
@@ -72,8 +75,6 @@ def resolve(name: str, device: str = "cpu") -> str:
         raise BackendError(f"backend {name} is not installed (pip install {PACKAGES[name]})")
     if device != "cpu" and name != "torch":
         raise BackendError(f"backend {name} runs on the CPU here; use --backend torch for {device}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BackendError("--device cuda: torch sees no CUDA device on this machine")
     return name
 
 
@@ -182,10 +183,12 @@ class OpenVINORunner:
         self.input_shape = tuple(str(d) for d in port.get_partial_shape())
         self.output_names = tuple(o.get_any_name() for o in self.compiled.outputs)
         self.request = self.compiled.create_infer_request()
+        self.lock = threading.Lock()  # one request, shared by the dashboard's script threads
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        res = self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
-        return [np.array(res[o], copy=True) for o in self.compiled.outputs]  # buffers are reused
+        with self.lock:
+            res = self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+            return [np.array(res[o], copy=True) for o in self.compiled.outputs]  # buffers are reused
 
 
 class TorchRunner:
