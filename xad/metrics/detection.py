@@ -69,11 +69,16 @@ class DetectionResult:
                 f"misclassified): accuracy {100 * self.accuracy:.0f} % at tau* = {self.tau:.3f}")
 
 
+def predicted_anomalous(scores: np.ndarray | float, tau: float) -> np.ndarray:
+    """The verdict rule, the one place it lives: anomalous when the score reaches tau (alpha >= tau)."""
+    return np.asarray(scores) >= tau
+
+
 def evaluate(scores: np.ndarray, labels: np.ndarray, tau: float | None = None) -> DetectionResult:
     """Confusion and AUROC; ``tau`` defaults to tau* fitted on these same labels (the paper's way)."""
     scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
     tau = tau_star(scores, labels) if tau is None else float(tau)
-    pred = scores >= tau
+    pred = predicted_anomalous(scores, tau)
     return DetectionResult(tau, int((~labels).sum()), int((~pred & ~labels).sum()),
                            int(labels.sum()), int((pred & labels).sum()),
                            float(roc_auc_score(labels, scores)))
