@@ -15,6 +15,7 @@ process on the machine slows torch far more than the other backends).
 
     .venv/bin/python bench/explain.py [--n 5000] [--json] [--backends torch,openvino,onnxruntime]
                                       [--setups S1,S2,S3,S4] [--weights weights/vaegan/xad-hexnut-cpu]
+                                      [--probe 512]  (ms per image of every installed backend)
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--setups", default="S1,S2,S3,S4")
     ap.add_argument("--backends", default=",".join(backends.installed()))
+    ap.add_argument("--probe", type=int, default=512, help="images timed on every installed backend")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -114,6 +116,15 @@ def main() -> None:
     for b in chosen:
         fs[b] = error_function(model, bf16=None if b == "torch" else False, backend=b)
         fs[b](x[None].repeat(20, 0))  # export, compile and warm up: not counted
+    probe = {}  # every installed backend on the same perturbed images, this run: ms per image
+    keep = np.random.default_rng(0).random((args.probe, *x.shape[:2])) < 0.5
+    for b in backends.installed():
+        f = fs.get(b) or error_function(model, bf16=None if b == "torch" else False, backend=b)
+        f(x[None].repeat(20, 0))
+        _, t = timed(lambda: f.masked(x, x_rec, keep))
+        probe[b] = round(1000 * t / args.probe, 2)
+    info["ms_per_image"] = probe
+    log(f"ms per image ({args.probe} perturbed images, error included): {probe}")
     per_backend: dict[str, dict] = {b: {} for b in chosen}
     for s in setups:  # setup by setup, so that a run stopped early still reports whole setups
         r_attr, r_seconds = run(s, plain, reference=True)
