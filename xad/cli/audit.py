@@ -35,7 +35,14 @@ def _audit(args: argparse.Namespace) -> int:
     params = AuditParams(setups=args.setups, segments=args.segments, samples=args.samples, seed=args.seed,
                          error_variant=args.variant, calibration=args.calibration, limit=args.limit,
                          bf16=bf16_is_fast() if args.precision == "auto" else args.precision == "bf16",
-                         engine=args.engine)
+                         engine=args.engine, backend=args.backend, device=args.device)
+    from xad.backends import BackendError, resolve  # issue 16: one-line error for a backend
+    from xad.data.transforms import DataError
+
+    try:  # that cannot run here
+        resolve(args.backend, args.device)
+    except BackendError as exc:
+        raise DataError(str(exc)) from None
     ds = resolve_mvtec(args.data, args.category)
     bar = tqdm(total=len(test_samples(ds, args.limit)), desc="audit", unit="sample")
 
@@ -63,13 +70,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    au = sub.add_parser("audit", help="score a test set and explain it (S1/S2/S3), with IoU")
+    au = sub.add_parser("audit", help="score a test set and explain it (S1-S4), with IoU")
     au.add_argument("--data", default="embedded", help="an MVTec-layout folder, or 'embedded'")
     au.add_argument("--category", required=True)
     au.add_argument("--weights", type=existing_folder, required=True, help="a VAE-GAN weights folder")
     au.add_argument("--setups", type=_setups, default=("S1", "S2", "S3"), help="comma-separated, e.g. S1,S3")
-    au.add_argument("--samples", type=integer(10), default=1000,
-                    help="LIME samples n / SHAP max_evals (the paper: 5000)")
+    au.add_argument("--samples", type=integer(10), default=5000,
+                    help="LIME samples n / SHAP and ShapBPT max_evals (the paper's 5000)")
     au.add_argument("--segments", type=integer(2), default=100, help="LIME superpixels k (>= 2)")
     au.add_argument("--seed", type=integer(0), default=1234)
     au.add_argument("--variant", choices=["sse", "max_channel"], default="sse",
@@ -83,6 +90,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "fp32); auto: bf16 where the CPU computes it natively (AMX), else fp32")
     au.add_argument("--engine", choices=["fast", "reference"], default="fast",
                     help="xad's vectorised engine, or lime/shap/skimage called as published (fp32; slow)")
+    au.add_argument("--backend", choices=["auto", "torch", "openvino", "onnxruntime"], default="auto",
+                    help="where the fast engine runs the model (auto: the fastest installed here)")
+    au.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch's device")
     au.add_argument("--jobs", type=integer(1), default=1, help="parallel worker processes (joblib)")
     au.add_argument("--scheduler", type=_scheduler, default=None,
                     help="run the per-sample work on Dask: 'local' (a LocalCluster, a worker per core) or a "
