@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from pages.common import datasets, figure_downloads
-from xad import audit, resolve, runs
+from xad import audit, audit_live, resolve, runs
 from xad.access import confine
 from xad.plots import audit as plots_audit
 from xad.data import catalog
@@ -137,7 +137,7 @@ def live_panel(ds: MVTecDataset, model, sample_id: str, params: audit.AuditParam
                      params.resample)
     bar = st.progress(0.0, text="Explaining …")
     order = {s: i for i, s in enumerate(setups)}
-    res, x_rec, amap = audit.explain_one(model, sample, live, progress=lambda s, f: bar.progress(
+    res, x_rec, amap = audit_live.explain_one(model, sample, live, progress=lambda s, f: bar.progress(
         min(1.0, (order[s] + f) / len(setups)), text=f"{s}: {100 * f:.0f} %"))
     bar.empty()
     fig = plots_audit.sample_row(sample.image, x_rec, amap, {s: r["map"] for s, r in res.items()},
@@ -178,7 +178,7 @@ def upload_panel(model, params: audit.AuditParams, tau: float) -> None:  # noqa:
         st.image(image, caption=f"{up.name}: {image.shape[1]}x{image.shape[0]} px", width=256)
         return
     bar = st.progress(0.0, text="Explaining …")
-    out = audit.explain_image(model, image, params, tau, up.name,
+    out = audit_live.explain_image(model, image, params, tau, up.name,
                               progress=lambda s, f: bar.progress(min(1.0, f), text=f"{s}: {100 * f:.0f} %"))
     bar.empty()
     st.markdown(f"**alpha = {out['score']:.3f}** against tau* = {tau:.3f}: the detector calls it "
