@@ -25,12 +25,13 @@ import torch
 from xad import resolve
 from xad.data import semantic
 from xad.data.transforms import DataError, resize_image
-from xad.explain.reconstruction import to_tensor
+from xad.tensors import to_float, to_tensor, to_uint8
 from xad.metrics import counterfactual as cm
 from xad.models.cegan import CEGAN
-from xad.models.detectors import Detector
-from xad.models.diffedit import TextLDM, decode, diffedit, pipeline
-from xad.models.features import FeatureNet
+from xad.models.detectors import Detector, score_images
+from xad.models.diffedit import decode, diffedit, pipeline
+from xad.models.textldm import TextLDM
+from xad.models.features import FeatureNet, dataset_of, features, predict
 from xad.weights import (WEIGHTS_DIR, ModelRecord, WeightsError, card_notes, find_model, list_models, load_model,
                          read_record, write_metrics)
 
@@ -80,8 +81,6 @@ def find_generator(name: str | Path) -> Path:
 
 
 def feature_extractor_for(setup: str, roots: list[str | Path] | None = None) -> ModelRecord | None:
-    from xad.train.features import dataset_of
-
     want = dataset_of(setup)
     return next((m for m in list_models(roots or [WEIGHTS_DIR])[0]
                  if m.cls == "FeatureNet" and m.meta.get("dataset") == want), None)
@@ -164,22 +163,13 @@ def generate(b: Bundle, images: np.ndarray, alpha: float | np.ndarray, k: int | 
 
 
 @torch.inference_mode()
-def scores(b: Bundle, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """phi(x) for (N, 32, 32, 3) images (uint8 or float in [0, 1]) -> (N,) float64."""
-    out = [b.detector(to_tensor(images[i: i + batch_size])).double().numpy()
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-@torch.inference_mode()
 def concept_logits(b: Bundle, x: np.ndarray, x_bar: np.ndarray) -> np.ndarray:
     return b.generator.concept_logits(to_tensor(x), to_tensor(x_bar)).double().numpy()
 
 
 def change_map(x: np.ndarray, x_bar: np.ndarray) -> np.ndarray:
     """|x - x_bar| as the per-pixel channel maximum, (H, W) in [0, 1]."""
-    xf = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x.astype(np.float32)
-    return np.abs(xf - x_bar).max(axis=-1)
+    return np.abs(to_float(x) - x_bar).max(axis=-1)
 
 
 def prepare(image: np.ndarray) -> np.ndarray:
@@ -215,9 +205,9 @@ def explain(b: Bundle, image: np.ndarray, alpha: float = 0.0) -> Explanation:
     extra = {}
     if b.backend == "diffedit":
         _, mask, edit = psi(b, x[None])
-        extra = {"edit_mask": mask[0], "edit": edit[0], "edit_score": float(scores(b, edit)[0]),
+        extra = {"edit_mask": mask[0], "edit": edit[0], "edit_score": float(score_images(b.detector, edit)[0]),
                  "edit_change": change_map(x, edit[0])}
-    return Explanation(x, float(scores(b, x[None])[0]), float(alpha), ce, scores(b, ce),
+    return Explanation(x, float(score_images(b.detector, x[None])[0]), float(alpha), ce, score_images(b.detector, ce),
                        np.stack([change_map(x, c) for c in ce]), **extra)
 
 
@@ -228,7 +218,7 @@ def alpha_sequence(b: Bundle, image: np.ndarray, k: int, alphas: np.ndarray | No
     alphas = np.linspace(1, 0, 6) if alphas is None else np.asarray(alphas, np.float32)
     x = prepare(image)
     ce = generate(b, np.repeat(x[None], len(alphas), 0), alphas, k)
-    return alphas, ce, scores(b, ce)
+    return alphas, ce, score_images(b.detector, ce)
 
 
 def test_anomalies(b: Bundle, n: int = 24, data_path: str | None = None, seed: int = 0
@@ -254,13 +244,13 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
     rng = np.random.default_rng(seed)
     anomalies = data.anomalies_test[rng.permutation(len(data.anomalies_test))[:limit]]
     normal = data.normal_test[rng.permutation(len(data.normal_test))[:limit]]
-    s_normal, s_anom = scores(b, normal), scores(b, anomalies)
-    x = anomalies.astype(np.float32) / 255
+    s_normal, s_anom = score_images(b.detector, normal), score_images(b.detector, anomalies)
+    x = to_float(anomalies)
     extra: dict = {}
     if b.backend == "diffedit":
         t0 = time.perf_counter()
         _, masks, edits = psi(b, anomalies)
-        s_edit = scores(b, edits)
+        s_edit = score_images(b.detector, edits)
         extra = {"seconds_psi_per_image": round((time.perf_counter() - t0) / max(1, len(anomalies)), 4),
                  "plain_edit_auroc_normal_vs_edit": round(cm.auroc_normal_vs_ce(s_normal, s_edit), 4),
                  "plain_edit_mean_score": round(float(s_edit.mean()), 4),
@@ -271,7 +261,7 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
     t0 = time.perf_counter()
     for k in range(b.concepts):
         ce = generate(b, anomalies, 0.0, k)
-        s_ce = scores(b, ce)
+        s_ce = score_images(b.detector, ce)
         per_k[f"auroc_k{k + 1}"] = round(cm.auroc_normal_vs_ce(s_normal, s_ce), 4)
         per_k[f"mean_score_ce_k{k + 1}"] = round(float(s_ce.mean()), 4)
         ces.append(ce)
@@ -279,7 +269,7 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
         ks.append(np.full(len(ce), k))
     all_ce = np.concatenate(ces)
     seconds_g = (time.perf_counter() - t0) / max(1, len(all_ce))  # includes scoring and R
-    s_all = scores(b, all_ce)
+    s_all = score_images(b.detector, all_ce)
     out = {"backend": b.backend, "n_anomalies": len(anomalies), "n_normal": len(normal),
            "detector_auroc_normal_vs_anomalies": round(cm.auroc_normal_vs_ce(s_normal, s_anom), 4),
            "auroc_normal_vs_ce": round(cm.auroc_normal_vs_ce(s_normal, s_all), 4),
@@ -292,8 +282,6 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
            "seconds_per_ce_batched": round(seconds_g, 5),
            "fid_n": None, "feature_extractor": None, **extra}
     if b.features is not None:
-        from xad.train.features import features
-
         f_norm, f_anom = features(b.features, normal), features(b.features, anomalies)
         f_ce = features(b.features, all_ce[rng.permutation(len(all_ce))[:limit]])
         out["fid_n"] = round(cm.fid_normalised(f_ce, f_norm, f_anom), 1)
@@ -309,8 +297,6 @@ def judged_normal(b: Bundle, normal: np.ndarray, anomalies: np.ndarray, ces: lis
     own labels, never on the detector) puts an image in a normal class: normal test images,
     anomalies, and each concept's CEs (alpha = 0), overall and per way of being normal
     (e.g. "red" and "digit 1" on coloured MNIST). A proxy for "a person recognises it as normal"."""
-    from xad.train.features import predict
-
     def rates(images: np.ndarray) -> dict[str, float]:
         routes = semantic.normal_routes(b.setup, predict(b.features, images))
         anyroute = np.logical_or.reduce(list(routes.values()))
@@ -492,6 +478,6 @@ def stable_diffusion_edit(b: Bundle, pipe, image: np.ndarray, source: str, targe
     r = diffedit(pipe, x, source, target, strength=strength, steps=steps, guidance=guidance, seed=seed,
                  batch_size=1)
     seconds = time.perf_counter() - t0
-    small = resize_image(np.clip(np.rint(r.edited[0] * 255), 0, 255).astype(np.uint8), 32)
+    small = resize_image(to_uint8(r.edited[0]), 32)
     return {"image": x, "mask": r.masks[0], "edited": r.edited[0], "seconds": round(seconds, 2),
-            "score": float(scores(b, prepare(image)[None])[0]), "edit_score": float(scores(b, small[None])[0])}
+            "score": float(score_images(b.detector, prepare(image)[None])[0]), "edit_score": float(score_images(b.detector, small[None])[0])}

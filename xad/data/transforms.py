@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from xad.tensors import to_uint8
+
 
 class DataError(ValueError):
     """A dataset folder or file that xad cannot use. The message names the offending path."""
@@ -35,7 +37,7 @@ def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
         a = a[..., :-1] * a[..., -1:]
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
-    return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+    return to_uint8(a)
 
 
 def _to_unit_float(a: np.ndarray) -> np.ndarray:

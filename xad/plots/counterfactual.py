@@ -11,13 +11,14 @@ from PIL import Image
 from plotly.colors import sample_colorscale
 
 from xad.plots.dataset import upscale
+from xad.tensors import to_uint8
 
 PIXELS = 160  # display size of one 32 px image
 
 
 def display_rgb(image: np.ndarray, size: int = PIXELS) -> np.ndarray:
     """(H, W, 3) uint8 or float in [0, 1] -> uint8 upscaled (crisp pixels) for display."""
-    a = image if image.dtype == np.uint8 else np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
+    a = to_uint8(image)
     return upscale(a, None, size)[0]
 
 
@@ -28,7 +29,7 @@ INFERNO = np.array([[int(v) for v in c[4:-1].split(",")]
 
 def heat_rgb(values: np.ndarray, size: int = PIXELS) -> np.ndarray:
     """(H, W) values in [0, 1] -> Inferno-coloured uint8 (size, size, 3), crisp pixels."""
-    idx = np.clip(np.rint(np.asarray(values, np.float64) * 255), 0, 255).astype(np.uint8)
+    idx = to_uint8(np.asarray(values, np.float64))
     return display_rgb(INFERNO[idx], size)
 
 

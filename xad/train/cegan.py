@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from xad import portable
 from xad.data import semantic
-from xad.explain.reconstruction import to_tensor
+from xad.tensors import to_tensor
 from xad.models.cegan import CEGAN, PRESETS
 from xad.precision import bf16_is_fast
 from xad.weights import load_model, save_model

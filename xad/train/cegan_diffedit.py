@@ -37,9 +37,11 @@ from tqdm import tqdm
 from xad import portable
 from xad.data import semantic
 from xad.data.transforms import DataError
-from xad.explain.reconstruction import to_tensor
+from xad.tensors import to_tensor
 from xad.models.cegan import CEGAN, PRESETS
-from xad.models.diffedit import DIGIT_NAMES, TextLDM, caption, decode, diffedit, pipeline
+from xad.data.labelled import DIGIT_NAMES, caption
+from xad.models.diffedit import decode, diffedit, pipeline
+from xad.models.textldm import TextLDM
 from xad.train.cegan import CEGANSettings, fit
 from xad.weights import load_model, save_model
 

@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from xad import portable
 from xad.data import semantic
-from xad.explain.reconstruction import to_tensor
-from xad.models.detectors import PRESETS, Detector, bounding_note, dsvdd_scale_for
+from xad.tensors import to_tensor
+from xad.models.detectors import PRESETS, Detector, bounding_note, dsvdd_scale_for, score_images
 from xad.weights import save_model
 
 
@@ -42,15 +42,6 @@ def _shift(x: torch.Tensor, g: torch.Generator, pixels: int = 2) -> torch.Tensor
     """Random translation by up to ``pixels`` (zero fill), one shift per batch."""
     dy, dx = (int(v) for v in torch.randint(-pixels, pixels + 1, (2,), generator=g))
     return torch.roll(x, (dy, dx), dims=(2, 3))
-
-
-@torch.no_grad()
-def scores(model: torch.nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """phi(x) for (N, H, W, 3) uint8 images -> (N,) float64."""
-    model.eval()
-    out = [model(to_tensor(images[i: i + batch_size])).double().numpy()
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out) if out else np.zeros(0)
 
 
 def train(model: Detector, normal: np.ndarray, oe: np.ndarray | None, s: DetectorSettings,
@@ -94,7 +85,7 @@ def train(model: Detector, normal: np.ndarray, oe: np.ndarray | None, s: Detecto
 
 def evaluate(model: Detector, data: semantic.SemanticData) -> dict:
     """Test AUROC (normal vs the ground-truth anomalies) and mean scores."""
-    sc = scores(model, data.x_test)
+    sc = score_images(model, data.x_test)
     return {"test_auroc": round(float(roc_auc_score(data.anomalous_test, sc)), 4),
             "mean_score_normal": round(float(sc[~data.anomalous_test].mean()), 4),
             "mean_score_anomalous": round(float(sc[data.anomalous_test].mean()), 4)}

@@ -1,5 +1,5 @@
 """``python -m xad train diffedit``: the small text-conditional latent diffusion model that DiffEdit
-runs on (:mod:`xad.models.diffedit`), trained on embedded digits with captions:
+runs on (:mod:`xad.models.textldm`), trained on embedded digits with captions:
 
 - ``mnist``: "digit <name>" (e.g. "digit seven");
 - ``cmnist``: coloured MNIST (colours fixed by seed 0, as the shipped feature extractor's),
@@ -36,14 +36,12 @@ from tqdm import tqdm
 
 from xad.precision import bf16_is_fast
 from xad import portable
-from xad.data import digits, semantic
 from xad.data.transforms import DataError
-from xad.explain.reconstruction import to_tensor
-from xad.models.diffedit import PRESETS, TextLDM, caption, decode, diffedit, pipeline
+from xad.tensors import to_float, to_tensor
+from xad.data.labelled import CaptionedDigits, caption, load_captioned
+from xad.models.diffedit import decode, diffedit, pipeline
+from xad.models.textldm import PRESETS, TextLDM
 from xad.weights import WEIGHTS_DIR, WeightsError, load_model, save_model, write_metrics
-
-DATASETS = ("mnist", "cmnist")
-
 
 @dataclass(frozen=True)
 class TextLDMSettings:
@@ -67,61 +65,20 @@ def _autocast(s: TextLDMSettings, unet: bool = False):  # noqa: ANN202
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16_unet if unet else s.bf16)
 
 
-@dataclass(frozen=True)
-class CaptionedDigits:
-    """x_*: (N, 32, 32, 3) uint8; y_*: digit labels; colour_*: colour names or None (mnist);
-    captions_*: one caption per image."""
-
-    dataset: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    captions_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    colour_test: np.ndarray | None
-    captions_test: np.ndarray
-
-
-def load_captioned(dataset: str, path: str | None = None) -> CaptionedDigits:
-    """The embedded MNIST (or the npz/IDX at ``path``) with captions; DataError for an unknown
-    dataset. Coloured MNIST's colours come from seed 0 (those of ``xad train features``)."""
-    if dataset not in DATASETS:
-        raise DataError(f"unknown dataset {dataset!r} (use one of {', '.join(DATASETS)})")
-    m = digits.load_mnist(path or semantic.default_mnist_path())
-    if dataset == "mnist":
-        cap = np.array([caption(d) for d in range(10)])
-        return CaptionedDigits(dataset, semantic.pad_rgb(m.x_train), m.y_train, cap[m.y_train],
-                               semantic.pad_rgb(m.x_test), m.y_test, None, cap[m.y_test])
-    cm, c_train, c_test = digits.coloured_mnist(m, 0)
-    names = np.array(list(digits.COLOURS))
-    cap = np.array([[caption(d, c) for c in names] for d in range(10)])  # (10, colours)
-    return CaptionedDigits(dataset, semantic.pad_rgb(cm.x_train), cm.y_train, cap[cm.y_train, c_train],
-                           semantic.pad_rgb(cm.x_test), cm.y_test, names[c_test], cap[cm.y_test, c_test])
-
-
 def _pick(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     return torch.randint(0, n, (size,), generator=g)
 
 
-def _images(x: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> a (N, 3, H, W) uint8 view (converted to float per batch: the
-    60000 MNIST images as fp32 would take 0.7 GB)."""
-    return torch.from_numpy(x).permute(0, 3, 1, 2)
-
-
-def _float(xb: torch.Tensor) -> torch.Tensor:
-    return xb.float() / 255
-
-
-def train_vae(model: TextLDM, x: torch.Tensor, s: TextLDMSettings, g: torch.Generator) -> float:
+def train_vae(model: TextLDM, x: np.ndarray, s: TextLDMSettings, g: torch.Generator) -> float:
     """Stage 1 in place: L1 reconstruction of posterior samples + kl_weight x mean KL per latent
-    element. x: (N, 3, H, W) uint8. Returns the mean loss of the last 50 steps."""
+    element. x: (N, H, W, 3) uint8 (made float per batch: the 60000 MNIST images as fp32 would
+    take 0.7 GB). Returns the mean loss of the last 50 steps."""
     vae = model.vae
     opt = torch.optim.Adam(vae.parameters(), lr=s.vae_lr)
     vae.train()
     losses = []
     for _ in tqdm(range(s.vae_steps), desc="diffedit 1/2: AutoencoderKL", mininterval=2):
-        xb = _float(x[_pick(len(x), s.batch_size, g)]) * 2 - 1
+        xb = to_tensor(x[_pick(len(x), s.batch_size, g).numpy()]) * 2 - 1
         with _autocast(s):
             post = vae.encode(xb).latent_dist
             z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
@@ -138,13 +95,13 @@ def train_vae(model: TextLDM, x: torch.Tensor, s: TextLDMSettings, g: torch.Gene
 
 
 @torch.no_grad()
-def encode_means(model: TextLDM, x: torch.Tensor, s: TextLDMSettings, batch: int = 512) -> torch.Tensor:
-    """Posterior means of x (N, 3, H, W) uint8, times the scaling factor: (N, C, h, w) fp32."""
+def encode_means(model: TextLDM, x: np.ndarray, s: TextLDMSettings, batch: int = 512) -> torch.Tensor:
+    """Posterior means of x (N, H, W, 3) uint8, times the scaling factor: (N, C, h, w) fp32."""
     sf = model.vae.config.scaling_factor
     out = []
     for i in range(0, len(x), batch):
         with _autocast(s):
-            out.append(model.vae.encode(_float(x[i: i + batch]) * 2 - 1).latent_dist.mean.float() * sf)
+            out.append(model.vae.encode(to_tensor(x[i: i + batch]) * 2 - 1).latent_dist.mean.float() * sf)
     return torch.cat(out)
 
 
@@ -184,16 +141,16 @@ def train(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings) -> dict:
     """Both stages in place on ``data``'s training images. Returns a log (losses, seconds)."""
     g = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
-    x = _images(data.x_train)
+    x = data.x_train
     t0 = time.time()
     vae_loss = train_vae(model, x, s, g)
     sub = torch.randperm(len(x), generator=g)[:4096]
-    model.set_scaling_factor(float(1 / encode_means(model, x[sub], s).std()))
+    model.set_scaling_factor(float(1 / encode_means(model, x[sub.numpy()], s).std()))
     vae_seconds = time.time() - t0
     t0 = time.time()
     # the latents the UNet will see: all images, or a random pool of steps x batch of them
     pool = torch.randperm(len(x), generator=g)[: min(len(x), max(1, s.unet_steps) * s.batch_size)]
-    z = encode_means(model, x[pool], s)
+    z = encode_means(model, x[pool.numpy()], s)
     captions, inverse = np.unique(data.captions_train[pool.numpy()], return_inverse=True)
     table = model.token_ids([*captions.tolist(), ""])
     unet_loss = train_unet(model, z, torch.from_numpy(inverse.astype(np.int64)), table, len(captions), s, g)
@@ -212,7 +169,7 @@ def heldout_losses(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, n:
     the right caption, a wrong one (the digit shifted by one) and the empty caption."""
     rng = np.random.default_rng(s.seed)
     idx = rng.permutation(len(data.x_test))[:n]
-    z = encode_means(model, _images(data.x_test[idx]), s)
+    z = encode_means(model, data.x_test[idx], s)
     g = torch.Generator().manual_seed(s.seed + 1)
     noise = torch.randn(z.shape, generator=g)
     t = torch.randint(0, model.config.timesteps, (len(z),), generator=g)
@@ -249,7 +206,7 @@ def evaluate(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, source: 
     inside and outside the mask, and, with the shipped digit classifier, how many it calls
     ``target`` / ``source`` before and after."""
     x = data.x_test[:1000]
-    z = encode_means(model, _images(x), s)
+    z = encode_means(model, x, s)
     rec = torch.cat([decode(model, z[i: i + 250]) for i in range(0, len(z), 250)])
     out = {"vae_test_mse": round(float((rec - to_tensor(x)).pow(2).mean()), 6)}
     out.update(heldout_losses(model, data, s))
@@ -266,7 +223,7 @@ def evaluate(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, source: 
         edited.append(r.edited)
         masks.append(r.masks)
     edited, masks = np.concatenate(edited), np.concatenate(masks)
-    before = data.x_test[np.concatenate(list(groups.values()))].astype(np.float32) / 255
+    before = to_float(data.x_test[np.concatenate(list(groups.values()))])
     change = np.abs(edited - before).mean(-1)
     inside = (change * masks).sum() / max(masks.sum(), 1)
     outside = (change * (1 - masks)).sum() / max((1 - masks).sum(), 1)
@@ -279,7 +236,7 @@ def evaluate(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, source: 
     if clf is not None:
         net, record = clf
         pred_before = net(to_tensor(before))[0].argmax(1).numpy()
-        pred_after = net(torch.from_numpy(edited.transpose(0, 3, 1, 2).copy()))[0].argmax(1).numpy()
+        pred_after = net(to_tensor(edited))[0].argmax(1).numpy()
         check.update({"classifier": record.name,
                       "classified_target_before": round(float((pred_before == target).mean()), 4),
                       "classified_target_after": round(float((pred_after == target).mean()), 4),

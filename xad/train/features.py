@@ -14,55 +14,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from xad import portable
-from xad.data import digits, semantic
+from xad.data.labelled import label_heads
 from xad.models.features import FeatureNet, FeatureNetConfig
-from xad.explain.reconstruction import to_tensor
+from xad.tensors import to_tensor
 from xad.weights import read_record, save_model
-
-DATASETS = ("mnist", "cmnist")
-
-
-def arrays(dataset: str, path: str | None = None) -> tuple[np.ndarray, list, np.ndarray, list]:
-    """(x_train, [labels per head], x_test, [labels per head]); images (N, 32, 32, 3) uint8."""
-    m = digits.load_mnist(path or semantic.default_mnist_path())
-    if dataset == "mnist":
-        return (semantic.pad_rgb(m.x_train), [m.y_train], semantic.pad_rgb(m.x_test), [m.y_test])
-    if dataset == "cmnist":
-        cm, c_train, c_test = digits.coloured_mnist(m, 0)
-        return (semantic.pad_rgb(cm.x_train), [cm.y_train, c_train],
-                semantic.pad_rgb(cm.x_test), [cm.y_test, c_test])
-    raise ValueError(f"dataset must be one of {DATASETS}")
-
-
-def dataset_of(setup: str) -> str:
-    """Which feature extractor a setup's FID uses."""
-    return {"mnist": "mnist", "cmnist": "cmnist"}.get(setup.partition(":")[0], "")
-
-
-@torch.no_grad()
-def features(model: FeatureNet, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """(N, 32, 32, 3) uint8 or float in [0, 1] -> (N, feature_dim) float64."""
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch_size):
-        out.append(model.features(to_tensor(images[i: i + batch_size])).double().numpy())
-    return np.concatenate(out)
-
-
-@torch.no_grad()
-def predict(model: FeatureNet, images: np.ndarray, batch_size: int = 512) -> list[np.ndarray]:
-    """The classifier's own predictions, one (N,) int array per head (digit; digit and colour)."""
-    model.eval()
-    heads: list[list[np.ndarray]] = [[] for _ in model.config.heads]
-    for i in range(0, len(images), batch_size):
-        for h, logits in zip(heads, model(to_tensor(images[i: i + batch_size]))):
-            h.append(logits.argmax(1).numpy())
-    return [np.concatenate(h) if h else np.zeros(0, np.int64) for h in heads]
-
 
 def run(dataset: str, out: Path, steps: int = 800, seed: int = 0, data_path: str | None = None,
         command: str = "") -> Path:
-    x_tr, y_tr, x_te, y_te = arrays(dataset, data_path)
+    x_tr, y_tr, x_te, y_te = label_heads(dataset, data_path)
     names = ("digit",) if dataset == "mnist" else ("digit", "colour")
     torch.manual_seed(seed)
     model = FeatureNet(FeatureNetConfig(heads=tuple(int(y.max()) + 1 for y in y_tr), head_names=names))
