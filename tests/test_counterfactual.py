@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from xad import counterfactual as cf
+from xad.counterfactual import bundle as cfb
+from xad.counterfactual import explanation as cfe
 from xad.cli import main
 from xad.data import digits, semantic
 from xad.data.transforms import DataError
@@ -166,16 +167,16 @@ def test_commands_write_cards_and_the_bundle_explains(tiny_cf_bundle: Path, tmp_
     assert "AuROC normal vs CE" in card and "lambda_rec" in card
     assert set(m["judged_routes_ce"]["k1"]) == {"normal", "digit 1", "red"}  # the independent judge
     assert 0 <= m["judged_normal_ce"] <= 1 and "judged normal by an independent classifier" in card
-    b = cf.load_bundle(tiny_cf_bundle)
-    images, labels = cf.test_anomalies(b, 4)
-    e = cf.explain(b, images[0], alpha=0.0)
+    b = cfb.load_bundle(tiny_cf_bundle)
+    images, labels = cfe.anomaly_gallery(b, 4)
+    e = cfe.explain(b, images[0], alpha=0.0)
     assert e.counterfactuals.shape == (2, 32, 32, 3) and e.ce_scores.shape == (2,)
     assert e.changes.shape == (2, 32, 32) and (e.changes >= 0).all()
-    alphas, seq, reached = cf.alpha_sequence(b, images[0], 1)
+    alphas, seq, reached = cfe.alpha_sequence(b, images[0], 1)
     assert alphas[0] == 1 and alphas[-1] == 0 and len(seq) == len(reached) == 6
-    np.testing.assert_array_equal(cf.generate(b, images, 0.3, 1), cf.generate(b, images, 0.3, 1))
+    np.testing.assert_array_equal(cfb.generate(b, images, 0.3, 1), cfb.generate(b, images, 0.3, 1))
     with pytest.raises(ValueError):
-        cf.generate(b, images, 0.0, 2)
+        cfb.generate(b, images, 0.0, 2)
     # the one-image command
     png = tmp_path / "x.png"
     Image.fromarray(images[0]).save(png)
@@ -248,21 +249,21 @@ def test_diffedit_backend_explains_with_mask_edit_and_metrics(tiny_diffedit_cf_b
         assert m[key] is not None, key
     card = (tiny_diffedit_cf_bundle / "card.md").read_text()
     assert "DiffEdit version" in card and "plain DiffEdit edit" in card
-    b = cf.load_bundle(tiny_diffedit_cf_bundle)
+    b = cfb.load_bundle(tiny_diffedit_cf_bundle)
     assert b.backend == "diffedit" and b.ldm is not None
-    images, _ = cf.test_anomalies(b, 3)
-    e = cf.explain(b, images[0], alpha=0.0)
+    images, _ = cfe.anomaly_gallery(b, 3)
+    e = cfe.explain(b, images[0], alpha=0.0)
     assert e.counterfactuals.shape == (2, 32, 32, 3) and e.edit.shape == (32, 32, 3)
     assert e.edit_mask.shape == (32, 32) and set(np.unique(e.edit_mask)) <= {0.0, 1.0}
     assert 0 <= e.edit_score <= 1
     # psi ran once for this image: a slider move only runs G' and the decoder
     cached = len(b.psi_cache)
-    again = cf.explain(b, images[0], alpha=0.7)
+    again = cfe.explain(b, images[0], alpha=0.7)
     assert len(b.psi_cache) == cached and not np.array_equal(again.counterfactuals, e.counterfactuals)
-    np.testing.assert_array_equal(cf.generate(b, images, 0.3, 1), cf.generate(b, images, 0.3, 1))
+    np.testing.assert_array_equal(cfb.generate(b, images, 0.3, 1), cfb.generate(b, images, 0.3, 1))
     # a fresh bundle computes the same psi (seeded), so the same counterfactuals
-    np.testing.assert_allclose(cf.generate(cf.load_bundle(tiny_diffedit_cf_bundle), images, 0.3, 1),
-                               cf.generate(b, images, 0.3, 1), atol=1e-5)
+    np.testing.assert_allclose(cfb.generate(cfb.load_bundle(tiny_diffedit_cf_bundle), images, 0.3, 1),
+                               cfb.generate(b, images, 0.3, 1), atol=1e-5)
 
 
 def test_bf16_default_follows_the_cpu_and_the_override(monkeypatch: pytest.MonkeyPatch) -> None:

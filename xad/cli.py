@@ -181,7 +181,8 @@ def _train_cegan(args: argparse.Namespace) -> int:
 
 
 def _evaluate_cegan(args: argparse.Namespace) -> int:
-    from xad.counterfactual import evaluate, evaluate_folder, load_bundle
+    from xad.counterfactual.bundle import load_bundle
+    from xad.counterfactual.evaluation import evaluate, evaluate_folder
 
     if args.out is None:
         folder = evaluate_folder(args.weights, args.data, args.limit)
@@ -197,7 +198,8 @@ def _counterfactual(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from xad.counterfactual import explain, find_generator, load_bundle
+    from xad.counterfactual.bundle import find_generator, load_bundle
+    from xad.counterfactual.explanation import explain
     from xad.data.transforms import read_image
 
     b = load_bundle(find_generator(args.setup))

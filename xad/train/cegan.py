@@ -173,7 +173,7 @@ def run(setup: str, detector: Path, out: Path, settings: CEGANSettings, concepts
         preset: str = "cpu", data_path: str | None = None, command: str = "",
         overrides: dict | None = None) -> Path:
     """Train a generator for ``setup`` against the detector folder, save it, evaluate it."""
-    from xad.counterfactual import evaluate_folder
+    from xad.counterfactual.evaluation import evaluate_folder
 
     phi, det_record = load_model(detector, expect="Detector")
     data = semantic.load_setup(setup, data_path)

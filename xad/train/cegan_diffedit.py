@@ -142,8 +142,8 @@ def run(setup: str, detector: Path, ldm_folder: Path, out: Path, settings: CEGAN
         edit_images: int = 2000, command: str = "", overrides: dict | None = None,
         eval_limit: int = 500) -> Path:
     """Edit ``edit_images`` training inputs with psi, train G' against the detector on the edited
-    latents, save the weights folder and evaluate it (:func:`xad.counterfactual.evaluate_folder`)."""
-    from xad.counterfactual import evaluate_folder
+    latents, save the weights folder and evaluate it (:func:`xad.counterfactual.evaluation.evaluate_folder`)."""
+    from xad.counterfactual.evaluation import evaluate_folder
 
     phi, _ = load_model(detector, expect="Detector")
     ldm, _ = load_model(ldm_folder, expect="TextLDM")

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from xad.precision import bf16_is_fast
 from xad import portable
+from xad.cards import write_card
 from xad.data.transforms import DataError
 from xad.tensors import to_float, to_tensor
 from xad.data.labelled import CaptionedDigits, caption, load_captioned
@@ -246,57 +247,6 @@ def evaluate(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, source: 
     return out
 
 
-def card_text(meta: dict, metrics: dict, preset: str) -> str:
-    """The weights card: command, data, seed, steps, CPU time, measured checks."""
-    s, losses = meta["train_settings"], meta["final_losses"]
-    lines = [
-        f"# Text-conditional latent diffusion for DiffEdit — {meta['dataset']} ({preset})",
-        "",
-        "A small Stable-Diffusion-shaped model (AutoencoderKL, UNet2DConditionModel with "
-        "cross-attention, CLIPTextModel trained from scratch on a word-level caption vocabulary) "
-        "for DiffEdit counterfactuals of digit detectors (Liznerski et al., sec. \"Diffusion "
-        "Models for CE of Image AD\"). It is **not** Stable Diffusion: it knows only the captions "
-        "below.",
-        "",
-        f"- **Command:** `{meta['command']}`",
-        f"- **Data:** {meta['training_data']}; captions like \"{meta['caption_example']}\"; "
-        f"{s['uncond_prob']:.0%} of the captions replaced by the empty caption (CFG)",
-        f"- **Seed:** {s['seed']}; VAE {s['vae_steps']} steps, UNet + text encoder "
-        f"{s['unet_steps']} steps, batch {s['batch_size']}; bf16 autocast: VAE {s['bf16']}, "
-        f"UNet {s['bf16_unet']}",
-        f"- **CPU wall time:** {meta['train_seconds'] / 60:.1f} min on {meta['threads']} threads "
-        f"({meta['seconds_per_step']['vae']:.3f} s per VAE step, "
-        f"{meta['seconds_per_step']['unet']:.3f} s per UNet step)",
-        f"- **Latent scaling factor:** {meta['scaling_factor']} (1 / std of the training latents)",
-        "",
-        "| metric | value |",
-        "| --- | --- |",
-        f"| final training loss, VAE (L1 + KL, mean of the last ≤ 50 steps) | {losses['vae']} |",
-        f"| final training loss, diffusion (mean of the last ≤ 50 steps) | {losses['unet']} |",
-        f"| VAE reconstruction MSE, 1000 test images, [0, 1] scale | {metrics['vae_test_mse']} |",
-    ]
-    for name in ("right", "wrong", "empty"):
-        key = f"heldout_diffusion_loss_{name}_caption"
-        lines.append(f"| held-out diffusion loss, {name} caption (1000 test images) | {metrics[key]} |")
-    c = metrics.get("diffedit_check")
-    if c:
-        lines += ["", f"**DiffEdit check:** \"{c['source']}\" -> \"{c['target']}\" on {c['n']} test "
-                  f"images of the source digit (their colour in both prompts for cmnist), strength "
-                  f"{c['strength']}, {c['steps']} DDIM steps, guidance {c['guidance']}, seed {s['seed']}.",
-                  "", "| measure | value |", "| --- | --- |",
-                  f"| mean mask fraction | {c['mean_mask_fraction']} |",
-                  f"| mean abs. pixel change inside / outside the mask | "
-                  f"{c['mean_abs_change_inside_mask']} / {c['mean_abs_change_outside_mask']} |"]
-        if "classifier" in c:
-            lines += [f"| classified as the target before -> after ({c['classifier']}) | "
-                      f"{c['classified_target_before']} -> {c['classified_target_after']} |",
-                      f"| classified as the source before -> after | "
-                      f"{c['classified_source_before']} -> {c['classified_source_after']} |"]
-        else:
-            lines.append("| classifier check | not run (no shipped digit classifier found) |")
-    return "\n".join(lines) + "\n"
-
-
 def run(dataset: str, out: Path, settings: TextLDMSettings, preset: str = "cpu", command: str = "",
         data_path: str | None = None) -> Path:
     """Train on ``dataset`` ("mnist" or "cmnist"), save the weights folder (fp16 safetensors,
@@ -319,5 +269,5 @@ def run(dataset: str, out: Path, settings: TextLDMSettings, preset: str = "cpu",
     model, _ = load_model(folder, expect="TextLDM")  # measure what was saved (fp16 weights)
     metrics = evaluate(model, data, settings)
     write_metrics(folder, metrics)
-    (folder / "card.md").write_text(card_text(meta, metrics, preset))
+    write_card(folder)
     return folder
