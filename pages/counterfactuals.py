@@ -14,6 +14,7 @@ from xad.counterfactual import bundle as cfb
 from xad.counterfactual import explanation as cfe
 from xad.counterfactual.sd_edit import stable_diffusion_edit
 from xad.plots import counterfactual as pc
+from xad.plots.images import display_rgb
 from xad.data.transforms import DataError, decode_image_bytes
 from xad.models import diffedit as de
 from xad.models.detectors import bounding_note
@@ -97,7 +98,7 @@ else:
     cols = st.columns(8)
     for i, (img, lab) in enumerate(zip(images, labels)):
         with cols[i % 8]:
-            st.image(pc.display_rgb(img, 96), caption=str(lab))
+            st.image(display_rgb(img, 96), caption=str(lab))
             if st.button("Explain", key=f"cf_pick_{i}", width="stretch"):
                 st.session_state["cf_index"] = i
     idx = min(st.session_state.get("cf_index", 0), len(images) - 1)

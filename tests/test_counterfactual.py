@@ -197,7 +197,7 @@ def test_tiles_figure_puts_each_tile_on_one_canvas() -> None:
 
     from PIL import Image
 
-    from xad.plots.counterfactual import INFERNO, heat_rgb, tiles_figure
+    from xad.plots.images import INFERNO, heat_rgb, tiles_figure
 
     red, blue = np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10, 3), np.uint8)
     red[..., 0], blue[..., 2] = 255, 255

@@ -33,6 +33,11 @@ def anomaly_score(maps: np.ndarray) -> np.ndarray:
     return maps.reshape(len(maps), -1).max(axis=1)
 
 
+def predict(scores: np.ndarray | float, tau: float) -> np.ndarray:
+    """The decision rule: anomalous when alpha >= tau. (N,) scores -> (N,) bool (0-d for a float)."""
+    return np.asarray(scores, float) >= tau
+
+
 def tau_star(scores: np.ndarray, labels: np.ndarray) -> float:
     """The threshold maximising sqrt(TPR * (1 - FPR)); labels: 1 anomalous, 0 good. (N,) each."""
     scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
@@ -73,7 +78,7 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, tau: float | None = None) -
     """Confusion and AUROC; ``tau`` defaults to tau* fitted on these same labels (the paper's way)."""
     scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
     tau = tau_star(scores, labels) if tau is None else float(tau)
-    pred = scores >= tau
+    pred = predict(scores, tau)
     return DetectionResult(tau, int((~labels).sum()), int((~pred & ~labels).sum()),
                            int(labels.sum()), int((pred & labels).sum()),
                            float(roc_auc_score(labels, scores)))
@@ -82,6 +87,26 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, tau: float | None = None) -
 def roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds) of the ROC curve (sklearn)."""
     return roc_curve(np.asarray(labels).astype(int), np.asarray(scores, float))
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """The ROC curve (fpr, tpr: (T,) from sklearn) and its operating point at threshold ``tau``."""
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    tau: float
+    fpr_at_tau: float
+    tpr_at_tau: float
+
+
+def roc_at(scores: np.ndarray, labels: np.ndarray, tau: float) -> RocCurve:
+    """The ROC of (N,) scores against (N,) labels (1 anomalous) and the point the rule
+    alpha >= tau picks on it."""
+    fpr, tpr, _ = roc(scores, labels)
+    pred, labels = predict(scores, tau), np.asarray(labels).astype(bool)
+    return RocCurve(fpr, tpr, float(tau), float((pred & ~labels).sum() / max(1, (~labels).sum())),
+                    float((pred & labels).sum() / max(1, labels.sum())))
 
 
 def auroc_by_group(scores: np.ndarray, labels: np.ndarray, groups: list[str]) -> dict[str, float]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, replace
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from xad import portable
+from xad import CACHE_ROOT, portable
 from xad.data import semantic
 from xad.data.transforms import DataError
 from xad.tensors import to_tensor
@@ -46,7 +45,7 @@ from xad.train.cegan import CEGANSettings, fit
 from xad.weights import load_model, save_model
 
 #: psi's edits of training inputs are cached here (``$XAD_CACHE/diffedit-psi``, default ``runs/``).
-CACHE_DIR = Path(os.environ.get("XAD_CACHE", Path(__file__).resolve().parents[2] / "runs")) / "diffedit-psi"
+CACHE_DIR = CACHE_ROOT / "diffedit-psi"
 
 
 #: G''s default loss weights where they differ from the GAN version's. L_rec and L_cyc are means of
