@@ -193,8 +193,15 @@ def test_train_and_diffedit_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
             "--steps", "6", "--out", str(edited)]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["out"] == str(edited) and 0 <= result["mask_mean"] <= 1
-    assert np.asarray(Image.open(edited)).shape == (32, 32, 3)
+    # the command's numbers and image are those of de.diffedit on the same image with its defaults
+    from xad.tensors import to_uint8
+    from xad.weights import load_model
+
+    pipe = de.pipeline(load_model(out, expect="TextLDM")[0])
+    direct = de.diffedit(pipe, np.asarray(Image.open(png)), SRC, TGT, strength=0.5, steps=6, guidance=7.5, seed=0)
+    assert result["out"] == str(edited)
+    assert result["mask_mean"] == pytest.approx(float(direct.masks[0].mean()), abs=1e-4)
+    np.testing.assert_array_equal(np.asarray(Image.open(edited)), to_uint8(direct.edited[0]))
 
     bad = tmp_path / "not-an-image.png"
     bad.write_text("hello")

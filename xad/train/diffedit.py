@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.optimization import get_constant_schedule_with_warmup
 from tqdm import tqdm
 
 from xad.precision import bf16_is_fast
@@ -81,11 +82,9 @@ def train_vae(model: TextLDM, x: np.ndarray, s: TextLDMSettings, g: torch.Genera
     for _ in tqdm(range(s.vae_steps), desc="diffedit 1/2: AutoencoderKL", mininterval=2):
         xb = to_tensor(x[_pick(len(x), s.batch_size, g).numpy()]) * 2 - 1
         with _autocast(s):
-            post = vae.encode(xb).latent_dist
-            z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
-            rec = vae.decode(z).sample
-        mean, logvar = post.mean.float(), post.logvar.float()
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
+            post = vae.encode(xb).latent_dist  # diffusers' DiagonalGaussianDistribution
+            rec = vae.decode(post.sample(generator=g)).sample
+        kl = post.kl().float().mean() / post.mean[0].numel()  # per latent element
         loss = (rec.float() - xb).abs().mean() + s.kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -114,12 +113,14 @@ def train_unet(model: TextLDM, z: torch.Tensor, caption_idx: torch.Tensor, table
     sched = model.noise_scheduler()
     params = [*model.unet.parameters(), *model.text_encoder.parameters()]
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.0)
+    for group in opt.param_groups:
+        group["initial_lr"] = s.lr
+    # step i runs at lr * min(1, (i + 1) / 200): the schedule starts one step in (last_epoch 0)
+    warmup = get_constant_schedule_with_warmup(opt, num_warmup_steps=200, last_epoch=0)
     model.unet.train()
     model.text_encoder.train()
     losses = []
-    for i in tqdm(range(s.unet_steps), desc="diffedit 2/2: UNet + text encoder (DDPM)", mininterval=2):
-        for group in opt.param_groups:
-            group["lr"] = s.lr * min(1.0, (i + 1) / 200)
+    for _ in tqdm(range(s.unet_steps), desc="diffedit 2/2: UNet + text encoder (DDPM)", mininterval=2):
         b = _pick(len(z), s.batch_size, g)
         drop = torch.rand(len(b), generator=g) < s.uncond_prob
         ids = table[torch.where(drop, torch.full_like(b, empty), caption_idx[b])]
@@ -133,6 +134,7 @@ def train_unet(model: TextLDM, z: torch.Tensor, caption_idx: torch.Tensor, table
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        warmup.step()
         losses.append(loss.item())
     model.eval()
     return float(np.mean(losses[-50:])) if losses else float("nan")
