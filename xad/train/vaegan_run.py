@@ -12,8 +12,8 @@ import torch
 from xad import portable as _shown
 from xad.cards import write_card
 from xad.data.catalog import resolve_mvtec
-from xad.explain.reconstruction import reconstruct
-from xad.metrics.detection import anomaly_map, anomaly_score, auroc_by_group, evaluate
+from xad.audit import AuditParams, score
+from xad.metrics.detection import auroc_by_group, evaluate
 from xad.models.vaegan import PRESETS, VAEGAN
 from xad.train.vaegan import TrainSettings, settings_dict, train
 from xad.weights import load_model, save_model, write_metrics
@@ -43,18 +43,13 @@ def run(data: str, category: str, out: Path, preset: str, settings: TrainSetting
 def evaluate_folder(folder: Path, data: str = "embedded") -> Path:
     """Score the test split with the saved (fp16) weights; write metrics and the card."""
     model, record = load_model(folder, expect="VAEGAN")
-    meta = record.meta
-    ds = resolve_mvtec(data, meta["category"])
-    refs = ds.refs("test")
-    samples = [ds.load(r, model.config.image_size, meta.get("resample", "nearest")) for r in refs]
-    x = np.stack([s.image for s in samples])
-    scores = anomaly_score(anomaly_map(x.astype(np.float32) / 255, reconstruct(model, x, bf16=False)))
-    labels = np.array([s.is_anomalous for s in samples], dtype=int)
-    det = evaluate(scores, labels)
+    ds = resolve_mvtec(data, record.meta["category"])
+    # the audit's own scoring (x' in fp32, gray-max map, alpha = max m, tau* on the test labels)
+    sc = score(model, ds, AuditParams(resample=record.meta.get("resample", "nearest")))
+    det = evaluate(sc.scores, sc.labels)
     metrics = {"test_auroc": round(det.auroc, 4), "accuracy_at_tau_star": round(det.accuracy, 4),
                "tau_star": round(det.tau, 5), "confusion": det.describe(),
-               "auroc_by_defect": {k: round(v, 3) for k, v in
-                                   auroc_by_group(scores, labels, [r.defect for r in refs]).items()}}
+               "auroc_by_defect": {k: round(v, 3) for k, v in auroc_by_group(sc.scores, sc.labels, sc.defects).items()}}
     write_metrics(folder, metrics)
     write_card(folder)
     return Path(folder)
