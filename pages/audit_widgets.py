@@ -10,6 +10,7 @@ import streamlit as st
 
 from pages.common import datasets, figure_downloads
 from xad import audit, resolve
+from xad.access import confine
 from xad.plots import audit as plots_audit
 from xad.data import catalog
 from xad.data.mvtec import MVTecDataset
@@ -22,6 +23,11 @@ def load_model(path: str, expect: str):  # noqa: ANN201 - (model, record)
     from xad.weights import load_model as load
 
     return load(path, expect=expect)
+
+
+def confine_typed(typed: str, what: str) -> str:
+    """A typed folder inside the allowed roots, or a DataError (the page shows it as one line)."""
+    return str(confine(typed, what)) if typed.strip() else ""
 
 
 def _index(options: list, wanted) -> int:  # noqa: ANN001
@@ -39,8 +45,8 @@ def _pick_data_and_weights() -> tuple[MVTecDataset, str]:
     names = [m.name for m in models] + ["Your weights folder …"]
     match = next((m.name for m in models if m.meta.get("category") == category), names[0])
     choice = st.selectbox("Weights", names, index=_index(names, match), key="audit_weights")
-    path = (st.text_input("Weights folder", key="audit_weights_path").strip() if choice == names[-1]
-            else str(next(m.path for m in models if m.name == choice)))
+    path = (confine_typed(st.text_input("Weights folder", key="audit_weights_path"), "weights folder")
+            if choice == names[-1] else str(next(m.path for m in models if m.name == choice)))
     if not path:
         raise DataError("Enter a weights folder (config.json + model.safetensors + card.md).")
     return MVTecDataset(info.path, category), path
@@ -89,7 +95,7 @@ def controls():  # noqa: ANN201 - (dataset, model, record, params, run folder or
         run_folder = st.text_input("Open a run folder (from `python -m xad audit`)",
                                    key="audit_run_folder").strip()
         if run_folder:
-            ds, path, params, run = _from_run_folder(run_folder)
+            ds, path, params, run = _from_run_folder(confine_typed(run_folder, "run folder"))
             st.caption(f"Showing {run}: its data, weights and parameters.")
         else:
             ds, path = _pick_data_and_weights()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import figure_downloads, table_download, weights_picker
+from pages.common import figure_downloads, own_folder, table_download, weights_picker
 from xad import cards
 from xad.counterfactual import bundle as cfb
 from xad.counterfactual import explanation as cfe
@@ -148,7 +148,7 @@ if b.backend == "diffedit":
                    "diffusers-format Stable Diffusion folder (nothing is downloaded). The image is "
                    "scaled to the model's own size (512 px for SD 1.x); the detector scores the "
                    "edit scaled back to 32 px. On CPU a full-size model takes minutes per image.")
-        sd_path = st.text_input("Stable Diffusion folder", key="cf_sd_path").strip()
+        sd_path = own_folder(st.text_input("Stable Diffusion folder", key="cf_sd_path"), "model folder")
         c1, c2 = st.columns(2)
         sd_source = c1.text_input("Source prompt (what the image shows; empty = anything)", "",
                                   key="cf_sd_source")

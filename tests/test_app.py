@@ -254,3 +254,40 @@ def test_latent_diffusion_page_slides_t_and_computes_a_sweep(tiny_ldm: Path, tmp
     assert at.dataframe[0].value["method"].str.contains("this paper").any()
     at.radio(key="ldm_sampler").set_value("ddpm").run()
     assert not at.exception and any("No stored sweep for DDPM" in i.value for i in at.info)
+
+
+def _add_folder_message(at: AppTest, path: str) -> str:
+    at.text_input[0].input(path)
+    at.button[0].click().run()
+    assert not at.exception
+    return " ".join(e.value for e in at.error)
+
+
+def test_pages_open_nothing_outside_the_allowed_roots(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Existing and missing paths outside the roots get the same answer; nothing is listed or read."""
+    outside = Path("/etc")  # exists on every Linux machine, outside the test session's allowed roots
+    at = _run("pages/home.py")
+    before = set(at.dataframe[0].value["dataset"])
+    existing = _add_folder_message(at, str(outside))
+    missing = _add_folder_message(at, str(outside / "nonexistent"))
+    assert existing.replace(str(outside), "X") == missing.replace(str(outside / "nonexistent"), "X")
+    assert "opens only folders under its allowed roots" in existing and "no such" not in missing
+    assert set(at.dataframe[0].value["dataset"]) == before
+    # a symlink inside an allowed root that points outside is outside too
+    link = tmp_path_factory.mktemp("links") / "etc"
+    link.symlink_to(outside)
+    assert "opens only folders under its allowed roots" in _add_folder_message(at, str(link))
+    at.text_input[1].input("/root").run()  # "Open a weights folder": config.json is never read there
+    assert any("/root: this dashboard opens no weights folder there" in e.value for e in at.error)
+    assert not any("no config.json" in e.value for e in at.error)
+    audit_page = _run("pages/vaegan_audit.py")
+    audit_page.text_input(key="audit_run_folder").input(str(outside)).run()
+    assert not audit_page.exception
+    assert any("this dashboard opens no run folder there" in e.value for e in audit_page.error)
+
+
+def test_server_listens_on_loopback_by_default() -> None:
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["address"] == "127.0.0.1" and cfg["server"]["enableXsrfProtection"] is True

@@ -71,14 +71,14 @@ def test_finished_run_is_reused_and_interrupted_run_resumes(
     real = audit.explain_sample
     monkeypatch.setattr(audit, "explain_sample", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert audit.run_audit(ds, model, tiny_vaegan, PARAMS, run) == run and calls == []
-    # an interrupted run: 4 of 6 samples finished in partial/
+    # a real interruption (Ctrl-C) after 4 of 6 samples: they wait in partial/, the rerun does 2
     half = tmp_path / "c"
-    shutil.copytree(run, half)
-    (half / "results.csv").unlink()
-    (half / "partial").mkdir()
-    for i in range(4):
-        audit._explain_to_disk(half, i, *_inputs(ds, model, i), model, PARAMS)
+    interrupt_after(monkeypatch, 4, real)
+    with pytest.raises(KeyboardInterrupt):
+        audit.run_audit(ds, model, tiny_vaegan, PARAMS, half)
+    assert len(list((half / "partial").glob("*.npz"))) == 4 and not (half / ".lock").exists()
     calls.clear()
+    monkeypatch.setattr(audit, "explain_sample", lambda *a, **k: calls.append(1) or real(*a, **k))
     audit.run_audit(ds, model, tiny_vaegan, PARAMS, half)
     assert len(calls) == 2
     cols = "^(id|score|iou|theta)"
@@ -87,9 +87,17 @@ def test_finished_run_is_reused_and_interrupted_run_resumes(
     assert json.loads((half / "run.json").read_text())["key"] == json.loads((run / "run.json").read_text())["key"]
 
 
-def _inputs(ds: MVTecDataset, model, i: int):  # noqa: ANN001, ANN202
-    sc = audit.score(model, ds, PARAMS)
-    return sc.images[i], sc.reconstructions[i], sc.masks[i]
+def interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int, real) -> None:  # noqa: ANN001
+    """Make the audit's per-sample work raise KeyboardInterrupt once ``n`` samples are done."""
+    done: list[int] = []
+
+    def explain(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        if len(done) == n:
+            raise KeyboardInterrupt
+        done.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(audit, "explain_sample", explain)
 
 
 def test_heldout_calibration_splits_each_class(tiny_industrial: Path, tiny_vaegan: Path) -> None:
@@ -101,7 +109,7 @@ def test_heldout_calibration_splits_each_class(tiny_industrial: Path, tiny_vaega
 
 
 def test_limit_keeps_both_kinds(tiny_industrial: Path) -> None:
-    refs = audit.test_refs(MVTecDataset(tiny_industrial, "brick"), limit=3)
+    refs = audit.test_samples(MVTecDataset(tiny_industrial, "brick"), limit=3)
     assert [r.defect for r in refs] == ["good", "crack", "hole"]
 
 

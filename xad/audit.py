@@ -14,7 +14,9 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from xad.explain import lime as xlime
 from xad.explain import shap as xshap
 from xad.explain.reconstruction import error_function, reconstruct
 from xad.explain.segmentation import segments_for
-from xad.metrics.detection import anomaly_map, anomaly_score, evaluate, tau_star
+from xad.metrics.detection import anomaly_map, anomaly_score, evaluate, predicted_anomalous, tau_star
 from xad.metrics.localisation import optimal_iou
 
 SETUPS = ("S1", "S2", "S3")
@@ -91,7 +93,7 @@ class Scoring:
     extra: dict = field(default_factory=dict)
 
 
-def test_refs(ds: MVTecDataset, limit: int | None = None) -> list:
+def test_samples(ds: MVTecDataset, limit: int | None = None) -> list:
     """The test samples; with ``limit``, the first N taken in turn from each defect type (so a
     quick look still has good and anomalous images), in the dataset's order."""
     refs = ds.refs("test")
@@ -104,7 +106,7 @@ def test_refs(ds: MVTecDataset, limit: int | None = None) -> list:
 
 
 def load_test(ds: MVTecDataset, size: int, resample: str, limit: int | None = None):  # noqa: ANN201
-    refs = test_refs(ds, limit)
+    refs = test_samples(ds, limit)
     return refs, [ds.load(r, size, resample) for r in refs]
 
 
@@ -185,7 +187,7 @@ def _sha(paths: list[Path]) -> str:
 
 def audit_key(ds: MVTecDataset, weights: Path, params: AuditParams) -> str:
     """Hash of the test data (file bytes), the weights (config + tensors) and the parameters."""
-    refs = test_refs(ds, params.limit)
+    refs = test_samples(ds, params.limit)
     files = [r.image_path for r in refs] + [r.mask_path for r in refs if r.mask_path]
     weights = Path(weights)
     cfg = json.loads((weights / "config.json").read_text())
@@ -211,46 +213,139 @@ def _run_key(run: Path) -> str | None:
         return None
 
 
+def sample_keys(ds: MVTecDataset, weights: Path, params: AuditParams, ids: list[str],
+                refs: list) -> list[str]:
+    """One key per sample for its explanation: the sample's id and file bytes, the weights and the
+    parameters that shape it (not ``limit`` or ``calibration``, which only choose and threshold
+    samples), so a run resumed with another ``--limit`` keeps what still fits and nothing else."""
+    weights = Path(weights)
+    shaping = {k: v for k, v in asdict(params).items() if k not in ("limit", "calibration")}
+    base = "|".join([_sha([weights / "config.json", weights / "model.safetensors"]),
+                     json.dumps(shaping, sort_keys=True), __version__, str(ENGINE_REVISION)])
+    files = [[r.image_path] + ([r.mask_path] if r.mask_path else []) for r in refs]
+    return [hashlib.sha256(f"{base}|{sid}|{_sha(f)}".encode()).hexdigest()[:20] for sid, f in zip(ids, files)]
+
+
 def run_audit(ds: MVTecDataset, model: torch.nn.Module, weights: Path, params: AuditParams,
               out: Path | None = None, n_jobs: int = 1,
-              progress: Callable[[int, int, str], None] | None = None) -> Path:
-    """Score, explain every sample, write the run folder; reuse a finished run with the same key."""
+              progress: Callable[[int, int, str], None] | None = None,
+              notice: Callable[[str], None] | None = None) -> Path:
+    """Score, explain every sample, write the run folder; reuse a finished run with the same key.
+
+    Finished samples wait in ``partial/<sample key>.npz`` (:func:`sample_keys`): an interrupted run
+    resumes them; results of other parameters or data are discarded (``notice`` says how many). A
+    lock file keeps a second writer out of the same folder."""
     key = audit_key(ds, weights, params)
     if out is not None and _run_key(Path(out)) == key and (Path(out) / "results.csv").is_file():
         return Path(out)
     if out is None and (done := find_run(key, [CACHE_DIR, Path(weights) / "audits"])) is not None:
         return done
     run = Path(out) if out else CACHE_DIR / f"{ds.category}-{key}"
-    (run / "partial").mkdir(parents=True, exist_ok=True)
+    created = not run.exists()
+    try:
+        with run_lock(run):
+            try:
+                return _run_locked(run, ds, model, weights, params, key, n_jobs, progress, notice)
+            finally:  # no empty leftovers (finished samples stay for the resume)
+                _remove_empty(run / "partial")
+    finally:
+        if created:
+            _remove_empty(run)
+
+
+def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Path, params: AuditParams,
+                key: str, n_jobs: int, progress: Callable[[int, int, str], None] | None,
+                notice: Callable[[str], None] | None) -> Path:
     sc = score(model, ds, params)
-    todo = [i for i in range(len(sc.ids)) if not (run / "partial" / f"{i:05d}.npz").is_file()]
-    jobs = (delayed(_explain_to_disk)(run, i, sc.images[i], sc.reconstructions[i], sc.masks[i],
-                                      model, params) for i in todo)
+    keys = sample_keys(ds, weights, params, sc.ids, test_samples(ds, params.limit))
+    partial = run / "partial"
+    partial.mkdir(parents=True, exist_ok=True)
+    stale = [p for p in partial.iterdir() if p.name.removesuffix(".npz") not in set(keys)]
+    for p in stale:
+        p.unlink()
+    if stale and notice:
+        notice(f"{len(stale)} unfinished results in {partial} were made with other parameters or data; "
+               "discarded")
+    todo = [i for i, k in enumerate(keys) if not (partial / f"{k}.npz").is_file()]
+    jobs = (delayed(_explain_to_disk)(partial / f"{keys[i]}.npz", i, sc.images[i], sc.reconstructions[i],
+                                      sc.masks[i], model, params) for i in todo)
     finished = len(sc.ids) - len(todo)
     for i in Parallel(n_jobs=n_jobs, backend="loky" if n_jobs > 1 else "sequential",
                       return_as="generator")(jobs):
         finished += 1
         if progress:
             progress(finished, len(sc.ids), sc.ids[i])
-    _write(run, ds, sc, weights, params, key)
+    _write(run, ds, sc, keys, weights, params, key)
     return run
 
 
-def _explain_to_disk(run: Path, i: int, image: np.ndarray, x_rec: np.ndarray, mask, model, params) -> int:  # noqa: ANN001
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only if empty
+    except OSError:
+        pass
+
+
+@contextmanager
+def run_lock(run: Path) -> Iterator[None]:
+    """Hold ``<run>/.lock`` (holding the PID) while writing a run folder; a second writer gets a
+    DataError naming the PID. A lock left by a process that no longer runs is taken over."""
+    run.mkdir(parents=True, exist_ok=True)
+    lock = run / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            pid = _lock_pid(lock)
+            if pid is not None and _alive(pid):
+                raise DataError(f"{run}: run folder in use by PID {pid}; wait for it or choose another --out") \
+                    from None
+            lock.unlink(missing_ok=True)  # stale: its writer is gone
+    else:
+        raise DataError(f"{run}: could not take the run folder's lock {lock}")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_pid(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().strip() or "x")
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _explain_to_disk(path: Path, i: int, image: np.ndarray, x_rec: np.ndarray, mask, model, params) -> int:  # noqa: ANN001
     res = explain_sample(image, x_rec, mask, model, params)
     arrays = {f"map_{s}": r["map"] for s, r in res.items()}
     meta = {s: {k: r[k] for k in ("iou", "theta", "seconds")} for s, r in res.items()}
-    tmp = run / "partial" / f"{i:05d}.tmp.npz"
-    np.savez_compressed(tmp, meta=json.dumps(meta), **arrays)
-    tmp.rename(run / "partial" / f"{i:05d}.npz")  # atomic: a crash never leaves half a sample
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, meta=json.dumps(meta), **arrays)
+    tmp.rename(path)  # atomic: a crash never leaves half a sample
     return i
 
 
-def _write(run: Path, ds: MVTecDataset, sc: Scoring, weights: Path, params: AuditParams, key: str) -> None:
+def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: Path, params: AuditParams,
+           key: str) -> None:
     rows, maps = [], {s: [] for s in params.setups}
-    pred = sc.scores >= sc.tau
+    pred = predicted_anomalous(sc.scores, sc.tau)
     for i, sid in enumerate(sc.ids):
-        with np.load(run / "partial" / f"{i:05d}.npz") as z:
+        with np.load(run / "partial" / f"{keys[i]}.npz") as z:
             meta = json.loads(str(z["meta"]))
             for s in params.setups:
                 maps[s].append(z[f"map_{s}"])
@@ -262,19 +357,27 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, weights: Path, params: Audi
             m = meta.get(s, {})
             row |= {f"iou_{s}": m.get("iou"), f"theta_{s}": m.get("theta"), f"seconds_{s}": m.get("seconds")}
         rows.append(row)
-    pd.DataFrame(rows, columns=COLUMNS).to_csv(run / "results.csv", index=False)
-    np.savez_compressed(run / "maps.npz", ids=np.array(sc.ids), anomaly_map=sc.maps.astype(np.float16),
-                        reconstruction=np.rint(sc.reconstructions * 255).astype(np.uint8),
-                        **{s: np.stack(v).astype(np.float32) for s, v in maps.items()})
+    _atomic(run / "results.csv", lambda f: pd.DataFrame(rows, columns=COLUMNS).to_csv(f, index=False))
+    _atomic(run / "maps.npz", lambda f: np.savez_compressed(
+        f, ids=np.array(sc.ids), anomaly_map=sc.maps.astype(np.float16),
+        reconstruction=np.rint(sc.reconstructions * 255).astype(np.uint8),
+        **{s: np.stack(v).astype(np.float32) for s, v in maps.items()}))
     det = evaluate_scoring(sc)
     info = {"key": key, "xad_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "data": portable(ds.folder), "category": ds.category, "weights": portable(weights),
             "params": asdict(params), "tau": sc.tau, "auroc": det.auroc, "accuracy": det.accuracy,
             "confusion": det.describe(), "n_samples": len(sc.ids)}
-    (run / "run.json").write_text(json.dumps(info, indent=2) + "\n")
-    for p in (run / "partial").glob("*.npz"):
+    _atomic(run / "run.json", lambda f: f.write((json.dumps(info, indent=2) + "\n").encode()))
+    for p in (run / "partial").iterdir():
         p.unlink()
-    (run / "partial").rmdir()
+
+
+def _atomic(path: Path, write: Callable) -> None:
+    """Write ``path`` through a temporary file and a rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    tmp.replace(path)
 
 
 @dataclass(frozen=True)
@@ -296,11 +399,27 @@ def load_run(path: str | Path) -> AuditRun:
     path = Path(path)
     for name in ("results.csv", "maps.npz", "run.json"):
         if not (path / name).is_file():
-            raise FileNotFoundError(f"{path}: not an audit run folder (no {name})")
-    with np.load(path / "maps.npz", allow_pickle=False) as z:
-        maps = {k: z[k] for k in z.files}
-    return AuditRun(path, pd.read_csv(path / "results.csv"), maps,
-                    json.loads((path / "run.json").read_text()))
+            raise DataError(f"{path}: not an audit run folder (no {name})")
+    try:
+        with np.load(path / "maps.npz", allow_pickle=False) as z:
+            maps = {k: z[k] for k in z.files}
+    except ValueError as exc:  # object arrays: refused, never unpickled
+        raise DataError(f"{path / 'maps.npz'}: holds pickled objects; xad reads plain arrays only") from exc
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise DataError(f"{path / 'maps.npz'}: damaged or truncated ({exc.__class__.__name__})") from exc
+    try:
+        results = pd.read_csv(path / "results.csv")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path / 'results.csv'}: not a readable table ({exc.__class__.__name__})") from exc
+    if missing := [c for c in ("id", "label", "score", "tau") if c not in results.columns]:
+        raise DataError(f"{path / 'results.csv'}: not an audit table (no column {', '.join(missing)})")
+    try:
+        info = json.loads((path / "run.json").read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path / 'run.json'}: not valid JSON") from exc
+    if "ids" not in maps or len(maps["ids"]) != len(results):
+        raise DataError(f"{path}: maps.npz and results.csv describe different samples")
+    return AuditRun(path, results, maps, info)
 
 
 def open_audit(ds: MVTecDataset, weights: Path, params: AuditParams) -> AuditRun | None:
@@ -351,6 +470,6 @@ def explain_image(model: torch.nn.Module, image: np.ndarray, params: AuditParams
     sample = Sample(f"upload/{name}", image, None, "unknown")
     res, x_rec, amap = explain_one(model, sample, replace(params, setups=setups), progress)
     alpha = float(anomaly_score(amap[None])[0])
-    verdict = None if tau is None else ("anomalous" if alpha >= tau else "good")
+    verdict = None if tau is None else ("anomalous" if predicted_anomalous(alpha, tau) else "good")
     return {"sample": sample, "reconstruction": x_rec, "anomaly_map": amap, "score": alpha,
             "verdict": verdict, "results": res, "setups": setups}

@@ -6,6 +6,8 @@ not an image is refused with a :class:`DataError` naming the file.
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +60,33 @@ def _to_unit_float(a: np.ndarray) -> np.ndarray:
     raise DataError(f"unsupported image dtype {a.dtype}")
 
 
-def _open(path: Path) -> Image.Image:
+#: The largest image xad decodes (pixels): a 31 KB PNG can claim 16000 x 16000 px and take GBs.
+MAX_PIXELS = 40_000_000
+
+
+def _open_checked(source, name: str) -> Image.Image:  # noqa: ANN001 - a path or a file object
+    """Open and decode an image, refusing decompression bombs before any pixel is decoded."""
     try:
-        img = Image.open(path)
+        img = Image.open(source)
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise DataError(f"{name}: image is {w} x {h} px ({w * h / 1e6:.0f} Mpx), over xad's limit of "
+                            f"{MAX_PIXELS / 1e6:.0f} Mpx (a decompression bomb?)")
         img.load()
+    except Image.DecompressionBombError as exc:  # PIL refuses it at open: over 2x its own limit
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} Mpx" if found else "too large"
+        raise DataError(f"{name}: image is {size}, over xad's limit of {MAX_PIXELS / 1e6:.0f} Mpx "
+                        "(a decompression bomb?)") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
     return img
+
+
+def _open(path: Path) -> Image.Image:
+    return _open_checked(path, str(path))
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
@@ -101,12 +123,7 @@ def decode_image_bytes(data: bytes, name: str = "upload") -> np.ndarray:
     """Decode an uploaded file's bytes as uint8 RGB; DataError naming ``name`` if it is no image."""
     import io
 
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
-    return to_rgb_uint8(_pil_to_array(img))
+    return to_rgb_uint8(_pil_to_array(_open_checked(io.BytesIO(data), name)))
 
 
 def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

@@ -33,11 +33,6 @@ def anomaly_score(maps: np.ndarray) -> np.ndarray:
     return maps.reshape(len(maps), -1).max(axis=1)
 
 
-def predict(scores: np.ndarray | float, tau: float) -> np.ndarray:
-    """The decision rule: anomalous when alpha >= tau. (N,) scores -> (N,) bool (0-d for a float)."""
-    return np.asarray(scores, float) >= tau
-
-
 def tau_star(scores: np.ndarray, labels: np.ndarray) -> float:
     """The threshold maximising sqrt(TPR * (1 - FPR)); labels: 1 anomalous, 0 good. (N,) each."""
     scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
@@ -74,11 +69,16 @@ class DetectionResult:
                 f"misclassified): accuracy {100 * self.accuracy:.0f} % at tau* = {self.tau:.3f}")
 
 
+def predicted_anomalous(scores: np.ndarray | float, tau: float) -> np.ndarray:
+    """The verdict rule, the one place it lives: anomalous when the score reaches tau (alpha >= tau)."""
+    return np.asarray(scores) >= tau
+
+
 def evaluate(scores: np.ndarray, labels: np.ndarray, tau: float | None = None) -> DetectionResult:
     """Confusion and AUROC; ``tau`` defaults to tau* fitted on these same labels (the paper's way)."""
     scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
     tau = tau_star(scores, labels) if tau is None else float(tau)
-    pred = predict(scores, tau)
+    pred = predicted_anomalous(scores, tau)
     return DetectionResult(tau, int((~labels).sum()), int((~pred & ~labels).sum()),
                            int(labels.sum()), int((pred & labels).sum()),
                            float(roc_auc_score(labels, scores)))
@@ -104,7 +104,7 @@ def roc_at(scores: np.ndarray, labels: np.ndarray, tau: float) -> RocCurve:
     """The ROC of (N,) scores against (N,) labels (1 anomalous) and the point the rule
     alpha >= tau picks on it."""
     fpr, tpr, _ = roc(scores, labels)
-    pred, labels = predict(scores, tau), np.asarray(labels).astype(bool)
+    pred, labels = predicted_anomalous(scores, tau), np.asarray(labels).astype(bool)
     return RocCurve(fpr, tpr, float(tau), float((pred & ~labels).sum() / max(1, (~labels).sum())),
                     float((pred & labels).sum() / max(1, labels.sum())))
 

@@ -230,6 +230,13 @@ def as_float_images(images: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
+def _mask_guidance(guidance: float) -> float:
+    """diffusers' ``generate_mask`` fails for guidance <= 1 (no guidance): it concatenates the
+    negative prompt embeddings it only computes under guidance. 1 + 1e-6 gives the conditional
+    prediction to within 1e-6 x (eps_cond - eps_uncond), i.e. no guidance, through the working path."""
+    return max(float(guidance), 1.0 + 1e-6)
+
+
 def diffedit(pipe, images: np.ndarray | torch.Tensor, source_prompt: str, target_prompt: str,  # noqa: ANN001
              strength: float = 0.5, steps: int = 20, guidance: float = 7.5, seed: int = 0,
              mask_maps: int = 10, mask_threshold: float = 3.0, batch_size: int = 32,
@@ -264,7 +271,7 @@ def diffedit(pipe, images: np.ndarray | torch.Tensor, source_prompt: str, target
             mask = np.concatenate([
                 np.asarray(pipe.generate_mask(
                     image=img, source_prompt=source_prompt, target_prompt=target_prompt,
-                    mask_encode_strength=strength, guidance_scale=guidance,
+                    mask_encode_strength=strength, guidance_scale=_mask_guidance(guidance),
                     num_maps_per_mask=mask_maps, mask_thresholding_ratio=mask_threshold,
                     generator=torch.Generator().manual_seed(int(seed)), output_type="np", **common),
                     dtype=np.float32) for img in chunk.split(1)])

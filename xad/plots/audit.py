@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from xad.data.transforms import overlay_contour
-from xad.metrics.detection import RocCurve, predict, roc_at
+from xad.metrics.detection import RocCurve, predicted_anomalous, roc_at
 from xad.metrics.localisation import IoUCurve, iou_overlay, optimal_iou
 from xad.plots.images import colourise
 
@@ -24,7 +24,7 @@ OUTCOMES = {  # name -> colour
 
 def outcome(label: str, score: float, tau: float) -> str:
     """One of OUTCOMES for a sample."""
-    flagged = bool(predict(score, tau))
+    flagged = bool(predicted_anomalous(score, tau))
     if label == "good":
         return "good, false alarm" if flagged else "good, below tau*"
     return "anomalous, detected" if flagged else "anomalous, missed"

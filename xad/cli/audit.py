@@ -1,0 +1,84 @@
+"""``audit`` (score, explain, IoU; resumable) and ``report`` (an HTML report of a run)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from xad.cli.checks import choices_list, existing_folder, integer, output_file, output_folder
+
+
+def _setups(text: str) -> tuple[str, ...]:
+    from xad.audit import SETUPS
+
+    return choices_list(SETUPS)(text)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from xad.audit import AuditParams, run_audit, test_samples
+    from xad.data.catalog import resolve_mvtec
+    from xad.precision import bf16_is_fast
+    from xad.weights import load_model
+
+    model, record = load_model(args.weights, expect="VAEGAN")
+    params = AuditParams(setups=args.setups, segments=args.segments, samples=args.samples, seed=args.seed,
+                         error_variant=args.variant, calibration=args.calibration, limit=args.limit,
+                         bf16=bf16_is_fast() if args.precision == "auto" else args.precision == "bf16",
+                         engine=args.engine)
+    ds = resolve_mvtec(args.data, args.category)
+    bar = tqdm(total=len(test_samples(ds, args.limit)), desc="audit", unit="sample")
+
+    def progress(done: int, total: int, sid: str) -> None:
+        bar.n = done
+        bar.set_postfix_str(sid)
+        bar.refresh()
+
+    def notice(message: str) -> None:
+        bar.write(f"xad: {message}", file=sys.stderr)
+
+    run = run_audit(ds, model, record.path, params, args.out, args.jobs, progress, notice)
+    bar.close()
+    print(run)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from xad.export import audit_report_html
+
+    html = audit_report_html(args.run)  # DataError naming the file if the run folder is damaged
+    args.out.write_text(html, encoding="utf-8")
+    print(args.out)
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    au = sub.add_parser("audit", help="score a test set and explain it (S1/S2/S3), with IoU")
+    au.add_argument("--data", default="embedded", help="an MVTec-layout folder, or 'embedded'")
+    au.add_argument("--category", required=True)
+    au.add_argument("--weights", type=existing_folder, required=True, help="a VAE-GAN weights folder")
+    au.add_argument("--setups", type=_setups, default=("S1", "S2", "S3"), help="comma-separated, e.g. S1,S3")
+    au.add_argument("--samples", type=integer(10), default=1000,
+                    help="LIME samples n / SHAP max_evals (the paper: 5000)")
+    au.add_argument("--segments", type=integer(2), default=100, help="LIME superpixels k (>= 2)")
+    au.add_argument("--seed", type=integer(0), default=1234)
+    au.add_argument("--variant", choices=["sse", "max_channel"], default="sse",
+                    help="explained function: sum of squared errors, or of channel-max errors")
+    au.add_argument("--calibration", choices=["test", "heldout"], default="test",
+                    help="fit tau* on the test labels (the paper) or on a held-out half")
+    au.add_argument("--limit", type=integer(1), default=None,
+                    help="only the first N test samples, taken in turn from each defect type (default: all)")
+    au.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                    help="the model's precision for the explainers' perturbed images (x' is always "
+                         "fp32); auto: bf16 where the CPU computes it natively (AMX), else fp32")
+    au.add_argument("--engine", choices=["fast", "reference"], default="fast",
+                    help="xad's vectorised engine, or lime/shap/skimage called as published (fp32; slow)")
+    au.add_argument("--jobs", type=integer(1), default=1, help="parallel worker processes")
+    au.add_argument("--out", type=output_folder, default=None, help="run folder (default: a cache folder)")
+    au.set_defaults(func=_audit)
+    rp = sub.add_parser("report", help="an HTML report of every sample of an audit run")
+    rp.add_argument("--run", type=Path, required=True)
+    rp.add_argument("--out", type=output_file((".html", ".htm")), required=True)
+    rp.set_defaults(func=_report)
