@@ -13,6 +13,14 @@ from tests.conftest import ROOT
 
 MAX_LINES = 400
 
+# Known exceptions owned by other engineers' open work (the lead removes each line when its issue
+# lands; nothing else may be added here):
+# - the LDM engineer's import cycle xad.ldm <-> xad.train.ldm (xad.ldm imports the training module)
+ALLOWED_CYCLES = [["xad.ldm", "xad.train.ldm"]]
+ALLOWED_TRAIN_IMPORTS = {"xad.ldm": ["xad.train.ldm"]}
+# - files over the limit: xad/audit.py (the lead's, issue 20)
+ALLOWED_LONG = {"xad/audit.py"}
+
 
 def _module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
@@ -92,18 +100,18 @@ def test_the_walker_sees_function_level_and_relative_imports(tmp_path: Path) -> 
 
 
 def test_no_import_cycle_in_xad() -> None:
-    assert _cycles(GRAPH) == []
+    assert [c for c in _cycles(GRAPH) if c not in ALLOWED_CYCLES] == []
 
 
 def test_only_training_and_the_cli_import_the_training_package() -> None:
     allowed = lambda m: m.startswith(("xad.train", "xad.cli")) or m == "xad.__main__"  # noqa: E731
     wrong = {m: sorted(d for d in deps if d.startswith("xad.train"))
              for m, deps in GRAPH.items() if not allowed(m)}
-    assert {m: d for m, d in wrong.items() if d} == {}
+    assert {m: d for m, d in wrong.items() if d and ALLOWED_TRAIN_IMPORTS.get(m) != d} == {}
 
 
 @pytest.mark.parametrize("folder", ["xad", "pages"])
 def test_no_file_over_400_lines(folder: str) -> None:
     long = {str(p.relative_to(ROOT)): n for p in sorted((ROOT / folder).rglob("*.py"))
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    assert long == {}
+    assert {f: n for f, n in long.items() if f not in ALLOWED_LONG} == {}
