@@ -264,7 +264,7 @@ def _slide(pg, label: str, presses: int) -> float:  # noqa: ANN001
 
 
 def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # noqa: ANN001
-    from xad.counterfactual import generators
+    from xad.counterfactual.bundle import generators
 
     if not generators():
         pytest.skip("no counterfactual generator shipped")
@@ -300,7 +300,7 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
 
 
 def test_counterfactual_diffedit_backend(page, server: str) -> None:  # noqa: ANN001
-    from xad.counterfactual import generators
+    from xad.counterfactual.bundle import generators
 
     if not any(r.meta.get("backend") == "diffedit" for r in generators()):
         pytest.skip("no DiffEdit generator shipped")
