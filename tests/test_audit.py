@@ -1,7 +1,6 @@
 """The whole audit on a tiny model and data: table columns, maps, caching, resume, report, CLI."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np

@@ -61,10 +61,10 @@ def test_bf16_explanations_agree_with_fp32(record) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("record", VAEGANS, ids=lambda r: r.name)
 def test_shipped_audit_matches_a_fresh_scoring(record) -> None:  # noqa: ANN001
-    runs = sorted(Path(record.path, "audits").glob("*/results.csv"))
-    if not runs:
+    found = sorted(Path(record.path, "audits").glob("*/results.csv"))
+    if not found:
         pytest.skip("no audit shipped with this model")
-    run = runs.load_run(runs[0].parent)
+    run = runs.load_run(found[0].parent)
     model, _ = load_model(record.path)
     ds = resolve_mvtec("embedded", record.meta["category"])
     params = audit.AuditParams(**dict(run.info["params"], setups=tuple(run.info["params"]["setups"])))

@@ -25,7 +25,7 @@ import torch
 from joblib import Parallel, delayed
 
 from xad.precision import bf16_is_fast
-from xad import REPO_ROOT, __version__, backends, portable
+from xad import __version__, backends, portable
 from xad.data.mvtec import MVTecDataset
 from xad.data.transforms import DataError
 from xad.explain import bpt as xbpt
