@@ -7,9 +7,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from xad import export
+from xad.access import confine
 from xad.data import catalog
 from xad.data.transforms import DataError
-from xad.weights import WeightsError
 
 EXTRA_ROOTS = "extra_data_roots"
 
@@ -27,13 +27,14 @@ def _add_folder(key: str) -> None:
     if not path:
         return
     try:
-        info = catalog.detect(path)
+        folder = confine(path, "dataset folder")
+        info = catalog.detect(folder)
     except DataError as exc:
         st.session_state[f"{key}-message"] = ("error", str(exc))
         return
     roots = st.session_state.setdefault(EXTRA_ROOTS, [])
-    if path not in roots:
-        roots.append(path)
+    if str(folder) not in roots:
+        roots.append(str(folder))
     st.session_state[f"{key}-message"] = ("success", f"Added {info.name}.")
 
 
@@ -63,8 +64,20 @@ def weights_picker(records: list, label: str, key: str, family: str, describe) -
     choice = st.selectbox(label, names, key=key, format_func=lambda n: n if n == OWN_FOLDER else
                           f"{n.split('/', 1)[1]}  ({describe(by_name[n])})")
     if choice == OWN_FOLDER:
-        return st.text_input(f"{family} weights folder", key=f"{key}_folder").strip()
+        return own_folder(st.text_input(f"{family} weights folder", key=f"{key}_folder"), "weights folder")
     return str(by_name[choice].path)
+
+
+def own_folder(typed: str, what: str) -> str:
+    """A folder the user typed, confined to the allowed roots (:mod:`xad.access`); "" with an
+    error shown when it lies outside them."""
+    if not typed.strip():
+        return ""
+    try:
+        return str(confine(typed, what))
+    except DataError as exc:
+        st.error(str(exc))
+        return ""
 
 
 def figure_downloads(fig: go.Figure, name: str, key: str) -> None:

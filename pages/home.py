@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import add_folder_form, datasets
+from pages.common import add_folder_form, datasets, own_folder
 from xad.data import catalog
 from xad.data.transforms import DataError
 from xad.weights import WeightsError, list_models, read_record
@@ -54,10 +54,11 @@ else:
             "(see the README) or open your own weights folder below.")
 for p in model_problems:
     st.warning(p)
-path = st.text_input("Open a weights folder (config.json + model.safetensors + card.md)")
-if path.strip():
+path = own_folder(st.text_input("Open a weights folder (config.json + model.safetensors + card.md)"),
+                  "weights folder")
+if path:
     try:
-        record = read_record(path.strip())
+        record = read_record(path)
         st.success(f"{record.cls} ({record.preset}) — {record.path}")
         st.markdown(record.card or "_No card._")
     except WeightsError as exc:

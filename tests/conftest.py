@@ -27,6 +27,15 @@ def write_png(path: Path, array: np.ndarray) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def allowed_test_roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dashboard opens folders only under its allowed roots: allow this session's temp folders
+    (before any page or browser-test server starts, so they inherit it)."""
+    base = tmp_path_factory.getbasetemp()
+    os.environ["XAD_ALLOWED_ROOTS"] = str(base)
+    return base
+
+
 @pytest.fixture
 def tiny_mvtec(tmp_path: Path) -> Path:
     """A valid MVTec-layout root with category "part": 3 train, 2 test good, 2 "scratch" with masks."""

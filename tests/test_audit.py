@@ -1,14 +1,13 @@
 """The whole audit on a tiny model and data: table columns, maps, caching, resume, report, CLI."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from xad import audit
+from xad import audit, runs
 from xad.data.mvtec import MVTecDataset
 from xad.weights import load_model
 
@@ -32,7 +31,7 @@ def test_results_table_and_maps(run: Path) -> None:
     assert bad[["iou_S1", "iou_S2", "iou_S3"]].notna().all().all()
     assert ((bad["iou_S1"] > 0) & (bad["iou_S1"] <= 1)).all()
     assert (r["predicted"] == np.where(r["score"] >= r["tau"], "anomalous", "good")).all()
-    loaded = audit.load_run(run)
+    loaded = runs.load_run(run)
     assert loaded.maps["S1"].shape == (6, 32, 32) and loaded.maps["reconstruction"].shape == (6, 32, 32, 3)
     assert list(loaded.maps["ids"]) == list(r["id"])
     assert loaded.info["params"]["samples"] == 40 and "confusion" in loaded.info
@@ -48,6 +47,20 @@ def test_same_inputs_same_numbers(run: Path, tiny_industrial: Path, tiny_vaegan:
         pd.read_csv(again / "results.csv").filter(regex="^(id|score|iou|theta)"))
 
 
+def test_two_workers_give_the_serial_numbers(run: Path, tiny_industrial: Path, tiny_vaegan: Path,
+                                             tmp_path: Path) -> None:
+    """run_audit(n_jobs=2) (joblib processes) writes the same table and maps as n_jobs=1."""
+    model, _ = load_model(tiny_vaegan)
+    par = audit.run_audit(MVTecDataset(tiny_industrial, "brick"), model, tiny_vaegan, PARAMS,
+                          tmp_path / "par", n_jobs=2)
+    cols = "^(id|label|score|predicted|tau|iou|theta)"
+    pd.testing.assert_frame_equal(pd.read_csv(run / "results.csv").filter(regex=cols),
+                                  pd.read_csv(par / "results.csv").filter(regex=cols))
+    serial, parallel = audit.load_run(run).maps, audit.load_run(par).maps
+    for key in ("S1", "S2", "S3", "reconstruction"):
+        np.testing.assert_array_equal(serial[key], parallel[key], err_msg=key)
+
+
 def test_finished_run_is_reused_and_interrupted_run_resumes(
         run: Path, tiny_industrial: Path, tiny_vaegan: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,14 +70,14 @@ def test_finished_run_is_reused_and_interrupted_run_resumes(
     real = audit.explain_sample
     monkeypatch.setattr(audit, "explain_sample", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert audit.run_audit(ds, model, tiny_vaegan, PARAMS, run) == run and calls == []
-    # an interrupted run: 4 of 6 samples finished in partial/
+    # a real interruption (Ctrl-C) after 4 of 6 samples: they wait in partial/, the rerun does 2
     half = tmp_path / "c"
-    shutil.copytree(run, half)
-    (half / "results.csv").unlink()
-    (half / "partial").mkdir()
-    for i in range(4):
-        audit._explain_to_disk(half, i, *_inputs(ds, model, i), model, PARAMS)
+    interrupt_after(monkeypatch, 4, real)
+    with pytest.raises(KeyboardInterrupt):
+        audit.run_audit(ds, model, tiny_vaegan, PARAMS, half)
+    assert len(list((half / "partial").glob("*.npz"))) == 4 and not (half / ".lock").exists()
     calls.clear()
+    monkeypatch.setattr(audit, "explain_sample", lambda *a, **k: calls.append(1) or real(*a, **k))
     audit.run_audit(ds, model, tiny_vaegan, PARAMS, half)
     assert len(calls) == 2
     cols = "^(id|score|iou|theta)"
@@ -73,9 +86,17 @@ def test_finished_run_is_reused_and_interrupted_run_resumes(
     assert json.loads((half / "run.json").read_text())["key"] == json.loads((run / "run.json").read_text())["key"]
 
 
-def _inputs(ds: MVTecDataset, model, i: int):  # noqa: ANN001, ANN202
-    sc = audit.score(model, ds, PARAMS)
-    return sc.images[i], sc.reconstructions[i], sc.masks[i]
+def interrupt_after(monkeypatch: pytest.MonkeyPatch, n: int, real) -> None:  # noqa: ANN001
+    """Make the audit's per-sample work raise KeyboardInterrupt once ``n`` samples are done."""
+    done: list[int] = []
+
+    def explain(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        if len(done) == n:
+            raise KeyboardInterrupt
+        done.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(audit, "explain_sample", explain)
 
 
 def test_heldout_calibration_splits_each_class(tiny_industrial: Path, tiny_vaegan: Path) -> None:
@@ -87,7 +108,7 @@ def test_heldout_calibration_splits_each_class(tiny_industrial: Path, tiny_vaega
 
 
 def test_limit_keeps_both_kinds(tiny_industrial: Path) -> None:
-    refs = audit.test_refs(MVTecDataset(tiny_industrial, "brick"), limit=3)
+    refs = audit.test_samples(MVTecDataset(tiny_industrial, "brick"), limit=3)
     assert [r.defect for r in refs] == ["good", "crack", "hole"]
 
 

@@ -30,7 +30,7 @@ def test_data_generate_then_check(tmp_path: Path, capsys) -> None:  # noqa: ANN0
 def test_bad_input_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "xad", "data", "check", "--data", str(tmp_path / "x")],
                        cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("xad: ") and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
 def test_colour_mixing_is_refused_for_the_latent_version(capsys) -> None:  # noqa: ANN001

@@ -37,8 +37,8 @@ from sklearn.metrics import roc_auc_score
 
 from xad import REPO_ROOT, __version__
 from xad.data.multiclass import MultiClassData
-from xad.explain.reconstruction import to_tensor
 from xad.models.ldm import LatentDiffusionAD
+from xad.tensors import to_tensor
 from xad.weights import ModelRecord, WeightsError, find_model, list_models, load_model
 
 SWEEP_TS = tuple(range(0, 501, 50))

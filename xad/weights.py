@@ -95,12 +95,6 @@ def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> None:
     path.write_text(json.dumps(raw, indent=2) + "\n")
 
 
-def card_notes(meta: dict[str, Any]) -> str:
-    """The free-text notes of a weights folder's config.json (``notes``: list of markdown
-    paragraphs, e.g. a known limitation) as the tail of its card; "" when there are none."""
-    return "".join(f"\n{n}\n" for n in meta.get("notes", []))
-
-
 def read_record(folder: str | Path) -> ModelRecord:
     """Read ``config.json`` and ``card.md`` of a weights folder; WeightsError if unusable."""
     folder = Path(folder)
@@ -131,10 +125,38 @@ def build_config(cls: type[torch.nn.Module], values: dict[str, Any], where: Path
         raise WeightsError(f"{where}: config does not fit {cls.__name__} "
                            f"(unknown fields: {unknown or 'none'}; missing: {missing or 'none'})")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    for name, value in values.items():
+        if (problem := _field_problem(fields[name], value)) is not None:
+            raise WeightsError(f"{where}: invalid config for {cls.__name__}: {name} = {value!r} ({problem})")
     try:
         return cls.Config(**values)
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{where}: invalid config for {cls.__name__}: {exc}") from exc
+
+
+def _field_problem(f: dataclasses.Field, value: Any) -> str | None:
+    """Why ``value`` cannot be the config field ``f`` (None if it can). Types follow the field's
+    default; a whole number whose default is positive is a size or a count and must be >= 1."""
+    default = f.default if f.default is not dataclasses.MISSING else (
+        f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "expected true or false"
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "expected a whole number"
+        return "must be >= 1" if default > 0 and value < 1 else None
+    if isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        return None if ok else "expected a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "expected a text"
+    if isinstance(default, tuple) and default and all(isinstance(v, int) for v in default):
+        if not isinstance(value, tuple) or not value or \
+                not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+            return "expected a list of whole numbers >= 1"
+    return None
 
 
 def load_model(folder: str | Path, expect: str | None = None) -> tuple[torch.nn.Module, ModelRecord]:

@@ -119,12 +119,16 @@ class MVTecDataset:
         return SampleRef(sid, self.category, split, defect, path, mask_path)
 
     def mask_path_for(self, defect: str, stem: str) -> Path | None:
-        """The mask paired with an image by stem: ``<stem>_mask.*`` (or ``<stem>.*``)."""
+        """The mask paired with an image by stem: ``<stem>_mask.*`` (or ``<stem>.*``); suffixes are
+        matched case-insensitively, as for images (``000_mask.PNG`` pairs with ``000.PNG``)."""
         folder = self.folder / "ground_truth" / defect
+        if not folder.is_dir():
+            return None
+        files = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
         for name in (f"{stem}_mask", stem):
             for suffix in IMAGE_SUFFIXES:
-                if (folder / f"{name}{suffix}").is_file():
-                    return folder / f"{name}{suffix}"
+                if (found := files.get(f"{name}{suffix}".lower())) is not None:
+                    return found
         return None
 
     def load(self, ref: SampleRef, size: int | None = None, resample: str = "lanczos") -> Sample:
@@ -155,6 +159,8 @@ class MVTecDataset:
     def validate(self) -> list[str]:
         """Read every file once; return one message per problem (empty list: all good)."""
         problems: list[str] = []
+        if not (self.folder / "train" / "good").is_dir():
+            problems.append(f"{self.folder / 'train' / 'good'}: missing (training needs normal images there)")
         for split in SPLITS:
             for name in self.defects(split):
                 folder = self.folder / split / name

@@ -6,10 +6,16 @@ not an image is refused with a :class:`DataError` naming the file.
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from skimage.color import rgba2rgb
+from skimage.util import img_as_float32
+
+from xad.tensors import to_uint8
 
 
 class DataError(ValueError):
@@ -31,21 +37,21 @@ def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
         raise DataError(f"not an image array: shape {a.shape}")
     a = _to_unit_float(a)
-    if a.shape[2] in (2, 4):  # composite the alpha channel on black
-        a = a[..., :-1] * a[..., -1:]
+    if a.shape[2] == 2:  # gray + alpha -> RGBA
+        a = np.concatenate([np.repeat(a[..., :1], 3, axis=2), a[..., 1:]], axis=2)
+    if a.shape[2] == 4:  # composite the alpha channel on black
+        a = rgba2rgb(a, background=(0, 0, 0)).astype(np.float32)
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
-    return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+    return to_uint8(a)
 
 
 def _to_unit_float(a: np.ndarray) -> np.ndarray:
-    """Scale any supported dtype to float32 in [0, 1]."""
-    if a.dtype == np.bool_:
-        return a.astype(np.float32)
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535.0
+    """Scale any supported dtype to float32 in [0, 1]: bool, uint8 and uint16 by
+    ``skimage.util.img_as_float32`` (full range), other integers (PIL's int32 16-bit mode) by 255 or
+    65535, floats clipped."""
+    if a.dtype in (np.bool_, np.uint8, np.uint16):
+        return img_as_float32(a)
     if np.issubdtype(a.dtype, np.integer):  # e.g. int32 from PIL mode "I" (16-bit PNG)
         top = 65535.0 if a.max(initial=0) > 255 else 255.0
         return np.clip(a.astype(np.float32) / top, 0.0, 1.0)
@@ -54,13 +60,33 @@ def _to_unit_float(a: np.ndarray) -> np.ndarray:
     raise DataError(f"unsupported image dtype {a.dtype}")
 
 
-def _open(path: Path) -> Image.Image:
+#: The largest image xad decodes (pixels): a 31 KB PNG can claim 16000 x 16000 px and take GBs.
+MAX_PIXELS = 40_000_000
+
+
+def _open_checked(source, name: str) -> Image.Image:  # noqa: ANN001 - a path or a file object
+    """Open and decode an image, refusing decompression bombs before any pixel is decoded."""
     try:
-        img = Image.open(path)
+        img = Image.open(source)
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise DataError(f"{name}: image is {w} x {h} px ({w * h / 1e6:.0f} Mpx), over xad's limit of "
+                            f"{MAX_PIXELS / 1e6:.0f} Mpx (a decompression bomb?)")
         img.load()
+    except Image.DecompressionBombError as exc:  # PIL refuses it at open: over 2x its own limit
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} Mpx" if found else "too large"
+        raise DataError(f"{name}: image is {size}, over xad's limit of {MAX_PIXELS / 1e6:.0f} Mpx "
+                        "(a decompression bomb?)") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
     return img
+
+
+def _open(path: Path) -> Image.Image:
+    return _open_checked(path, str(path))
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
@@ -97,16 +123,12 @@ def decode_image_bytes(data: bytes, name: str = "upload") -> np.ndarray:
     """Decode an uploaded file's bytes as uint8 RGB; DataError naming ``name`` if it is no image."""
     import io
 
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{name}: not a readable image ({exc.__class__.__name__})") from exc
-    return to_rgb_uint8(_pil_to_array(img))
+    return to_rgb_uint8(_pil_to_array(_open_checked(io.BytesIO(data), name)))
 
 
 def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize uint8 RGB (H, W, 3) to (size, size) or (h, w) with antialiased bicubic filtering."""
+    """Resize uint8 RGB (H, W, 3) to (size, size) or (h, w) with Lanczos filtering (PIL's
+    ``Resampling.LANCZOS``, antialiased when shrinking)."""
     h, w = (size, size) if isinstance(size, int) else size
     if image.shape[:2] == (h, w):
         return image
@@ -123,13 +145,18 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 
 
 def mask_contour(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
-    """Boundary pixels of a bool mask (H, W) -> bool (H, W), ``thickness`` pixels wide (inner)."""
-    from scipy import ndimage
+    """Boundary pixels of a bool mask (H, W) -> bool (H, W), ``thickness`` pixels wide (inner):
+    ``skimage.segmentation.find_boundaries`` (4-connected) peeled ``thickness`` times; pixels on
+    the image's edge count as boundary (the mask is padded with background first)."""
+    from skimage.segmentation import find_boundaries
 
-    if not mask.any():
-        return np.zeros_like(mask, dtype=bool)
-    eroded = ndimage.binary_erosion(mask, iterations=thickness, border_value=0)
-    return mask & ~eroded
+    m = np.pad(np.asarray(mask, bool), 1)
+    out = np.zeros_like(m)
+    for _ in range(thickness):
+        ring = find_boundaries(m, mode="inner")
+        out |= ring
+        m &= ~ring
+    return out[1:-1, 1:-1]
 
 
 def overlay_contour(

@@ -33,9 +33,9 @@ from tqdm import tqdm
 from xad import portable
 from xad.data.multiclass import MultiClassData, holdout_split, load_setting
 from xad.data.transforms import DataError
-from xad.explain.reconstruction import to_tensor
 from xad.models.ldm import PRESETS, SAMPLERS, LatentDiffusionAD
 from xad.precision import bf16_is_fast
+from xad.tensors import to_tensor
 from xad.weights import save_model
 
 NEGATIVES = ("noise", "others")

@@ -1,0 +1,91 @@
+"""``evaluate vaegan|cegan|ldm``: measure a model on its test split (into its card, or a JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from xad.cli.checks import UsageError, existing_file, existing_folder, integer, output_file
+
+
+def _evaluate_vaegan(args: argparse.Namespace) -> int:
+    from xad.train.vaegan_run import evaluate_folder
+
+    print(evaluate_folder(args.weights, args.data))
+    return 0
+
+
+def _evaluate_cegan(args: argparse.Namespace) -> int:
+    from xad.counterfactual import evaluate, evaluate_folder, load_bundle
+
+    if args.out is None:
+        folder = evaluate_folder(args.weights, args.data, args.limit)
+        print(json.dumps(json.loads((folder / "config.json").read_text())["metrics"], indent=2))
+        return 0
+    metrics = evaluate(load_bundle(args.weights), args.data, args.limit)
+    args.out.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(args.out)
+    return 0
+
+
+def _evaluate_ldm(args: argparse.Namespace) -> int:
+    from xad import ldm, ldm_report
+    from xad.data.multiclass import load_setting
+
+    if args.table or args.readme:
+        print(ldm_report.write_readme(args.readme) if args.readme else ldm_report.table1_markdown())
+        return 0
+    if args.weights is None:
+        raise UsageError("give --weights (an ldm weights folder), --table or --readme")
+    if args.out is None:
+        folder = ldm_report.evaluate_folder(args.weights, args.data, args.limit, args.sweep_limit)
+        print(json.dumps(json.loads((folder / "config.json").read_text())["metrics"], indent=2))
+        return 0
+    model, record = ldm.load(args.weights)
+    if args.t is not None and args.t >= model.config.timesteps:
+        raise UsageError(f"--t {args.t}: this model has timesteps 0..{model.config.timesteps - 1}")
+    data = load_setting(record.meta["setting"], args.data)
+    sampler = args.sampler or record.meta.get("train_settings", {}).get("sampler", "ddpm")
+    result = ldm.evaluate(model, data, args.t, sampler, args.ddim_steps, args.limit, args.seed)
+    params = ldm.sweep_params(sampler, args.ddim_steps, min(args.sweep_limit, args.limit), args.seed)
+    table = ldm.run_sweep(model, data, params)
+    result["sweep"] = {"params": params, "table": table.to_dict(orient="list")}
+    result["drift"] = {str(int(r.t)): {"normal": r.drift_normal, "anomalous": r.drift_anomalous}
+                       for r in table.itertuples()}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(args.out)
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("evaluate", help="measure a model on its test split").add_subparsers(
+        dest="family", required=True)
+    evg = ev.add_parser("vaegan", help="AUROC, tau*, accuracy; rewrites the card's metrics")
+    evg.add_argument("--weights", type=existing_folder, required=True)
+    evg.add_argument("--data", default="embedded")
+    evg.set_defaults(func=_evaluate_vaegan)
+    evc = ev.add_parser("cegan", help="AuROC normal vs CE, FID_N, concept accuracy, MSE/SSIM")
+    evc.add_argument("--weights", type=existing_folder, required=True, help="a cegan weights folder")
+    evc.add_argument("--data", default=None)
+    evc.add_argument("--limit", type=integer(1), default=None,
+                     help="test images per class (default 2000; 500 for a DiffEdit generator)")
+    evc.add_argument("--out", type=output_file((".json",)), default=None,
+                     help="write the metrics JSON here (default: rewrite the folder's card)")
+    evc.set_defaults(func=_evaluate_cegan)
+    evl = ev.add_parser("ldm", help="AUROC of the method, the baselines and the ink control; drift; vs t")
+    evl.add_argument("--weights", type=existing_folder, default=None, help="an ldm weights folder")
+    evl.add_argument("--data", default=None)
+    evl.add_argument("--limit", type=integer(1), default=500, help="test images per class")
+    evl.add_argument("--sweep-limit", type=integer(1), default=100, help="test images per class for AUROC/drift vs t")
+    evl.add_argument("--t", type=integer(0), default=None, help="timestep (default: the model's, 200)")
+    evl.add_argument("--sampler", choices=["ddim", "ddpm"], default=None,
+                     help="default: the sampler the classifier's pairs were made with (DDPM)")
+    evl.add_argument("--ddim-steps", type=integer(1), default=50)
+    evl.add_argument("--seed", type=integer(0), default=0)
+    evl.add_argument("--out", type=output_file((".json",)), default=None,
+                     help="write one evaluation's JSON here (default: full evaluation into the card)")
+    evl.add_argument("--table", action="store_true",
+                     help="print Table 1 (every shipped digit, ours beside the paper's) as markdown")
+    evl.add_argument("--readme", type=existing_file, default=None,
+                     help="write Table 1 into this README between its markers")
+    evl.set_defaults(func=_evaluate_ldm)
