@@ -61,8 +61,9 @@ st.markdown(f"**Setting:** {record.meta.get('setting_description', record.meta.g
             f"**Model:** VQ autoencoder {'/'.join(map(str, c.vq_channels))} → latent DDPM UNet "
             f"{'/'.join(map(str, c.unet_channels))} (T = {c.timesteps}) → ResNet-18 same-class classifier "
             f"on (input, reconstruction). Anomaly score = the classifier's logit of \"different class\".  \n"
-            "The reconstruction noises the (unscaled) latent to t with one seeded draw and denoises back to 0 "
-            "by DDPM ancestral sampling; DDIM starts at the largest timestep of its 50-step schedule ≤ t.")
+            f"The reconstruction noises the latent ({'unscaled, as the paper' if c.latent_scale == 1 else f'scaled by {c.latent_scale:.2f}'}) "
+            "to t with one seeded draw and denoises back to 0 by DDPM ancestral sampling; DDIM starts at the "
+            "largest timestep of its 50-step schedule ≤ t.")
 
 
 @st.fragment

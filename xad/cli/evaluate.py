@@ -47,7 +47,7 @@ def _evaluate_ldm(args: argparse.Namespace) -> int:
     data = load_setting(record.meta["setting"], args.data)
     sampler = args.sampler or record.meta.get("train_settings", {}).get("sampler", "ddpm")
     result = ldm.evaluate(model, data, args.t, sampler, args.ddim_steps, args.limit, args.seed)
-    params = ldm.sweep_params(sampler, args.ddim_steps, min(args.sweep_limit, args.limit), args.seed)
+    params = ldm.sweep_params(sampler, args.ddim_steps, max(1, min(args.sweep_limit, args.limit)), args.seed)
     table = ldm.run_sweep(model, data, params)
     result["sweep"] = {"params": params, "table": table.to_dict(orient="list")}
     result["drift"] = {str(int(r.t)): {"normal": r.drift_normal, "anomalous": r.drift_anomalous}
@@ -76,7 +76,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     evl.add_argument("--weights", type=existing_folder, default=None, help="an ldm weights folder")
     evl.add_argument("--data", default=None)
     evl.add_argument("--limit", type=integer(1), default=500, help="test images per class")
-    evl.add_argument("--sweep-limit", type=integer(1), default=100, help="test images per class for AUROC/drift vs t")
+    evl.add_argument("--sweep-limit", type=integer(0), default=100,
+                     help="test images per class for AUROC/drift vs t (0: no sweep in the card)")
     evl.add_argument("--t", type=integer(0), default=None, help="timestep (default: the model's, 200)")
     evl.add_argument("--sampler", choices=["ddim", "ddpm"], default=None,
                      help="default: the sampler the classifier's pairs were made with (DDPM)")

@@ -220,7 +220,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--batch-size", type=integer(2), default=64)
     ld.add_argument("--eval-limit", type=integer(0), default=500,
                     help="test images per class for the evaluation written into the card (0: none)")
-    ld.add_argument("--sweep-limit", type=integer(1), default=100, help="test images per class for AUROC/drift vs t")
+    ld.add_argument("--sweep-limit", type=integer(0), default=100,
+                    help="test images per class for AUROC/drift vs t (0: no sweep)")
     ld.add_argument("--seed", type=integer(0), default=0)
     ld.set_defaults(func=_train_ldm)
     dd = tr.add_parser("diffedit", help="the small text-conditional latent diffusion model for DiffEdit")
