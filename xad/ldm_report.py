@@ -204,8 +204,10 @@ def table1_markdown(records: list[ModelRecord] | None = None) -> str:
     t = table1(records)
     if not len(t):
         return "No shipped MNIST latent-diffusion models with measured metrics."
-    return (markdown(t) + "\n\nOurs: `python -m xad evaluate ldm` on the shipped weights (DDPM, t = 200, 500 + 500 "
-            "test images per digit); paper: its Table 1. " + PAPER_NOTE +
+    records = ldm.models() if records is None else records
+    ns = sorted({r.metrics.get("n_normal") for r in records if r.metrics.get("auroc_method") is not None})
+    return (markdown(t) + f"\n\nOurs: the shipped cards (`python -m xad evaluate ldm`, DDPM, t = 200, "
+            f"{' or '.join(f'{n} + {n}' for n in ns)} test images per digit); paper: its Table 1. " + PAPER_NOTE +
             " The paper's mean of its method is over digits 1-9 only.")
 
 
