@@ -39,7 +39,7 @@ def test_home_lists_embedded_data_and_adds_a_folder(tiny_mvtec: Path) -> None:
 
 def test_browser_moves_every_control() -> None:
     at = _run("pages/dataset_browser.py")
-    assert at.selectbox(key="browser_category").options == ["brick", "hexnut"]
+    assert at.selectbox(key="browser_category").options == ["brick", "hexnut", "washer"]
     at.selectbox(key="browser_category").set_value("hexnut").run()
     at.selectbox(key="browser_group").set_value("scratch").run()
     view = [b for b in at.button if b.label == "View"]
