@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from pages.common import datasets, figure_downloads
-from xad import audit, resolve
+from xad import audit, resolve, runs
 from xad.access import confine
 from xad.plots import audit as plots_audit
 from xad.data import catalog
@@ -58,7 +58,7 @@ def _pick_params() -> audit.AuditParams:
                                  "the ground truth; S3: SHAP partition explainer")
     k = st.slider("Superpixels k (LIME)", 20, 200, 100, 10, key="audit_k")
     n = st.select_slider("Samples n (LIME) / evaluations (SHAP)", [200, 500, 1000, 2000, 5000],
-                         value=1000, key="audit_n",
+                         value=5000, key="audit_n",
                          help="The paper uses 5000; the shipped audits use 1000 (about 5x faster). "
                               "Pick 5000 and run the audit for the paper's setting.")
     seed = int(st.number_input("Seed", 0, 2 ** 31 - 1, 1234, key="audit_seed"))
@@ -148,8 +148,8 @@ def live_panel(ds: MVTecDataset, model, sample_id: str, params: audit.AuditParam
     figure_downloads(fig, f"{sample_id.replace('/', '_')}_live", key="audit-live")
 
 
-def sample_panel(ds: MVTecDataset, model, run: audit.AuditRun, sample_id: str,  # noqa: ANN001
-                 setups: tuple[str, ...], resample: str) -> None:
+def sample_panel(ds: MVTecDataset, model, run: runs.AuditRun, sample_id: str,  # noqa: ANN001
+                 setups: tuple[str, ...], resample: str, amap_max: float | None = None) -> None:
     i = run.index(sample_id)
     sample = ds.load(next(r for r in ds.refs("test") if r.id == sample_id), model.config.image_size,
                      resample)
@@ -158,7 +158,7 @@ def sample_panel(ds: MVTecDataset, model, run: audit.AuditRun, sample_id: str,  
                                  run.maps["anomaly_map"][i].astype(np.float32),
                                  {s: run.maps[s][i] for s in setups}, sample.mask,
                                  title=f"{sample_id} · alpha {r['score']:.3f} (tau* {r['tau']:.3f}) · "
-                                       f"predicted {r['predicted']}")
+                                       f"predicted {r['predicted']}", amap_max=amap_max)
     st.plotly_chart(fig, key="audit_row")
     figure_downloads(fig, sample_id.replace("/", "_"), key="audit-row")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from xad import audit
+from xad import audit, runs
 from xad.data.catalog import resolve_mvtec
 from xad.weights import WEIGHTS_DIR, list_models, load_model
 
@@ -64,7 +64,7 @@ def test_shipped_audit_matches_a_fresh_scoring(record) -> None:  # noqa: ANN001
     runs = sorted(Path(record.path, "audits").glob("*/results.csv"))
     if not runs:
         pytest.skip("no audit shipped with this model")
-    run = audit.load_run(runs[0].parent)
+    run = runs.load_run(runs[0].parent)
     model, _ = load_model(record.path)
     ds = resolve_mvtec("embedded", record.meta["category"])
     params = audit.AuditParams(**dict(run.info["params"], setups=tuple(run.info["params"]["setups"])))

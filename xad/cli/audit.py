@@ -6,13 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from xad.cli.checks import choices_list, existing_folder, integer, output_file, output_folder
+from xad.cli.checks import UsageError, choices_list, existing_folder, integer, output_file, output_folder
 
 
 def _setups(text: str) -> tuple[str, ...]:
     from xad.audit import SETUPS
 
     return choices_list(SETUPS)(text)
+
+
+def _scheduler(text: str) -> str:
+    if text != "local" and not text.startswith(("tcp://", "tls://")):
+        raise argparse.ArgumentTypeError(f"{text}: expected 'local' or a scheduler address like tcp://host:8786")
+    return text
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -23,11 +29,20 @@ def _audit(args: argparse.Namespace) -> int:
     from xad.precision import bf16_is_fast
     from xad.weights import load_model
 
+    if args.scheduler is not None and args.jobs > 1:
+        raise UsageError("--jobs and --scheduler both say where the work runs: give one of them")
     model, record = load_model(args.weights, expect="VAEGAN")
     params = AuditParams(setups=args.setups, segments=args.segments, samples=args.samples, seed=args.seed,
                          error_variant=args.variant, calibration=args.calibration, limit=args.limit,
                          bf16=bf16_is_fast() if args.precision == "auto" else args.precision == "bf16",
-                         engine=args.engine)
+                         engine=args.engine, backend=args.backend, device=args.device)
+    from xad.backends import BackendError, resolve  # issue 16: one-line error for a backend
+    from xad.data.transforms import DataError
+
+    try:  # that cannot run here
+        resolve(args.backend, args.device)
+    except BackendError as exc:
+        raise DataError(str(exc)) from None
     ds = resolve_mvtec(args.data, args.category)
     bar = tqdm(total=len(test_samples(ds, args.limit)), desc="audit", unit="sample")
 
@@ -39,7 +54,7 @@ def _audit(args: argparse.Namespace) -> int:
     def notice(message: str) -> None:
         bar.write(f"xad: {message}", file=sys.stderr)
 
-    run = run_audit(ds, model, record.path, params, args.out, args.jobs, progress, notice)
+    run = run_audit(ds, model, record.path, params, args.out, args.jobs, progress, notice, args.scheduler)
     bar.close()
     print(run)
     return 0
@@ -55,13 +70,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    au = sub.add_parser("audit", help="score a test set and explain it (S1/S2/S3), with IoU")
+    au = sub.add_parser("audit", help="score a test set and explain it (S1-S4), with IoU")
     au.add_argument("--data", default="embedded", help="an MVTec-layout folder, or 'embedded'")
     au.add_argument("--category", required=True)
     au.add_argument("--weights", type=existing_folder, required=True, help="a VAE-GAN weights folder")
     au.add_argument("--setups", type=_setups, default=("S1", "S2", "S3"), help="comma-separated, e.g. S1,S3")
-    au.add_argument("--samples", type=integer(10), default=1000,
-                    help="LIME samples n / SHAP max_evals (the paper: 5000)")
+    au.add_argument("--samples", type=integer(10), default=5000,
+                    help="LIME samples n / SHAP and ShapBPT max_evals (the paper's 5000)")
     au.add_argument("--segments", type=integer(2), default=100, help="LIME superpixels k (>= 2)")
     au.add_argument("--seed", type=integer(0), default=1234)
     au.add_argument("--variant", choices=["sse", "max_channel"], default="sse",
@@ -75,7 +90,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "fp32); auto: bf16 where the CPU computes it natively (AMX), else fp32")
     au.add_argument("--engine", choices=["fast", "reference"], default="fast",
                     help="xad's vectorised engine, or lime/shap/skimage called as published (fp32; slow)")
-    au.add_argument("--jobs", type=integer(1), default=1, help="parallel worker processes")
+    au.add_argument("--backend", choices=["auto", "torch", "openvino", "onnxruntime"], default="auto",
+                    help="where the fast engine runs the model (auto: the fastest installed here)")
+    au.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch's device")
+    au.add_argument("--jobs", type=integer(1), default=1, help="parallel worker processes (joblib)")
+    au.add_argument("--scheduler", type=_scheduler, default=None,
+                    help="run the per-sample work on Dask: 'local' (a LocalCluster, a worker per core) or a "
+                         "scheduler address tcp://host:8786 (workers must see the data and weights at the same "
+                         "paths); the same results.csv as a serial run")
     au.add_argument("--out", type=output_folder, default=None, help="run folder (default: a cache folder)")
     au.set_defaults(func=_audit)
     rp = sub.add_parser("report", help="an HTML report of every sample of an audit run")
