@@ -65,5 +65,9 @@ if path:
         record = read_record(path)
         st.success(f"{record.cls} ({record.preset}) — {record.path}")
         st.markdown(record.card or "_No card._")
+        if record.cls == "VAEGAN" and record.meta.get("learning_curve"):
+            curve = record.meta["learning_curve"]
+            st.plotly_chart(learning_curve_figure(curve, record.meta.get("kept_step")),
+                            key="curve-own-folder")
     except WeightsError as exc:
         st.error(str(exc))

@@ -330,3 +330,15 @@ def test_threshold_what_if_moves_the_counts_live() -> None:
     assert not at.exception
     after = {m.label: m.value for m in at.metric if m.label in ("TP", "FP", "TN", "FN")}
     assert after == {"TP": "0", "FP": "0", "TN": str((~bad).sum()), "FN": str(bad.sum())}
+
+
+def test_home_draws_the_learning_curve_of_a_vaegan_card(tiny_industrial: Path, tmp_path: Path) -> None:
+    from xad.cli import main
+
+    out = tmp_path / "weights" / "vaegan" / "curve"
+    assert main(["train", "vaegan", "--data", str(tiny_industrial), "--category", "brick", "--preset", "tiny",
+                 "--steps", "4", "--eval-every", "2", "--batch-size", "2", "--out", str(out)]) == 0
+    at = _run("pages/home.py")
+    shipped = len(at.get("plotly_chart"))
+    at.text_input[1].input(str(out)).run()
+    assert not at.exception and len(at.get("plotly_chart")) == shipped + 1

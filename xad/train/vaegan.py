@@ -58,7 +58,7 @@ class TrainSettings:
     test_checkpoints: int = 5  # held-out evaluations that also measure the test AUROC (spread out)
     channels_last: bool = True
     foreach: bool = True  # Adam's multi-tensor (foreach) update
-    compile: bool | None = None  # torch.compile the training step (None: see use_compile)
+    compile: bool | None = False  # torch.compile the training step (see use_compile)
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,9 @@ class _Parts:
 
 
 def use_compile(s: TrainSettings) -> bool:
-    """torch.compile for the training step: as set, or (None) where it pays off, i.e. for runs of
-    at least 1000 steps (it costs about a minute of compilation on one quiet thread)."""
+    """torch.compile for the training step: as set; None (older records) means runs of 1000+ steps.
+    Off by default: on the AVX2 EPYC at 1 thread it bought nothing (bench/train_vaegan.py: 0.340
+    vs 0.345 steps/s with and without, same run) and cost minutes of compilation."""
     return s.steps >= 1000 if s.compile is None else s.compile
 
 
@@ -123,7 +124,8 @@ def _losses(model: _Parts, x: torch.Tensor, g: torch.Generator, gan_weight: floa
 
 
 @torch.no_grad()
-def heldout_losses(model: VAEGAN, data: torch.Tensor, channels_last: bool, batch: int = 32) -> dict[str, float]:
+def heldout_losses(model: VAEGAN, data: torch.Tensor, channels_last: bool,
+                   batch: int = 32) -> dict[str, float]:
     """Posterior-mean reconstruction of (N, 3, H, W) images in [0, 1]: mean per image of the summed
     BCE, of the BCE above its floor (sum of H(x)) and of the per-pixel MSE."""
     was_training = model.training

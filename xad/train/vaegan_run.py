@@ -14,7 +14,7 @@ from xad.data.catalog import resolve_mvtec
 from xad.explain.reconstruction import reconstruct
 from xad.metrics.detection import anomaly_map, anomaly_score, auroc_by_group, evaluate
 from xad.models.vaegan import PRESETS, VAEGAN
-from xad.train.vaegan import TrainSettings, settings_dict, split_holdout, train
+from xad.train.vaegan import TrainSettings, settings_dict, split_holdout, train, use_compile
 from xad.weights import load_model, read_record, save_model, write_metrics
 
 
@@ -65,13 +65,13 @@ def run(data: str, category: str, out: Path, preset: str, settings: TrainSetting
             "seed": settings.seed, "resample": resample, "resize": geometry,
             "train_settings": settings_dict(settings),
             "steps_done": log.steps_done, "kept_step": log.kept_step, "learning_curve": log.curve,
-            "train_seconds": round(log.seconds, 1),
+            "train_seconds": round(log.seconds, 1), "compiled": use_compile(settings),
             "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
             "command": command}
     if start is not None:
-        meta["initialised_from"] = {"weights": _shown(Path(init)), "steps_done": start_record.meta.get("steps_done"),
-                                    "train_seconds": start_record.meta.get("train_seconds"),
-                                    "cpu": start_record.meta.get("cpu"), "command": start_record.meta.get("command")}
+        meta["initialised_from"] = {"weights": _shown(Path(init)),
+                                    **{k: start_record.meta.get(k) for k in
+                                       ("steps_done", "train_seconds", "cpu", "command")}}
     save_model(model, out, family="vaegan", card="(evaluating …)", preset=preset, meta=meta,
                dtype=torch.float16)
     return evaluate_folder(out, data)
@@ -83,8 +83,8 @@ def evaluate_folder(folder: Path, data: str = "embedded") -> Path:
     meta = record.meta
     ds = resolve_mvtec(data, meta["category"])
     refs = ds.refs("test")
-    samples = [ds.load(r, model.config.image_size, meta.get("resample", "nearest"), meta.get("resize", "stretch"))
-               for r in refs]
+    resample, geometry = meta.get("resample", "nearest"), meta.get("resize", "stretch")
+    samples = [ds.load(r, model.config.image_size, resample, geometry) for r in refs]
     x = np.stack([s.image for s in samples])
     scores = anomaly_score(anomaly_map(x.astype(np.float32) / 255, reconstruct(model, x, bf16=False)))
     labels = np.array([s.is_anomalous for s in samples], dtype=int)
@@ -115,13 +115,14 @@ alpha = max(m), threshold tau* = argmax sqrt(TPR (1 - FPR)). Reconstruction from
 - **Seed:** {meta.get('seed')}; batch {s.get('batch_size')}; Adam lr {s.get('lr')} (discriminator
   {s.get('d_lr') or s.get('lr')}); generator-term weight {s.get('gan_weight', 1.0)} after
   {s.get('gan_warmup', 0)} VAE-only steps; augmentation `{s.get('augment')}`; bf16 autocast
-  {'on' if s.get('bf16') else 'off'}; torch.compile {'on' if s.get('compile') or (s.get('compile') is None and s.get('steps', 0) >= 1000) else 'off'}
+  {'on' if s.get('bf16') else 'off'}; torch.compile {'on' if _compiled(meta) else 'off'}
 - **Steps:** {meta.get('steps_done')} (asked {s.get('steps')}, time cap {s.get('max_minutes')} min);
   **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('threads')} threads
 {_init_line(meta)}- **Weights:** fp16 safetensors (loaded as fp32); architecture sizes in config.json
 
 ## Measured on the test split
-tau* fitted on the test labels, as the paper does (`python -m xad evaluate vaegan --weights {_shown(r.path)}`).
+tau* fitted on the test labels, as the paper does
+(`python -m xad evaluate vaegan --weights {_shown(r.path)}`).
 
 | metric | value |
 | --- | --- |
@@ -135,13 +136,21 @@ AUROC per defect type (each against all good images): {by_defect}.
 {curve_section(meta)}{notes}"""
 
 
+def _compiled(meta: dict) -> bool:
+    """Whether the training step was compiled (older records: derived from their settings)."""
+    if "compiled" in meta:
+        return bool(meta["compiled"])
+    return use_compile(TrainSettings(**{k: v for k, v in meta.get("train_settings", {}).items()
+                                        if k in ("steps", "compile")}))
+
+
 def _init_line(meta: dict) -> str:
     i = meta.get("initialised_from")
     if not i:
         return ""
     return (f"- **Continued training:** started from `{i.get('weights')}` ({i.get('steps_done')} steps, "
-            f"{(i.get('train_seconds') or 0) / 60:.0f} min on {i.get('cpu')}: `{i.get('command')}`); the steps and "
-            "time above are this run's only\n")
+            f"{(i.get('train_seconds') or 0) / 60:.0f} min on {i.get('cpu')}: `{i.get('command')}`); "
+            "the steps and time above are this run's only\n")
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -165,12 +174,14 @@ def curve_section(meta: dict, rows: int = 10) -> str:
         mark = " **kept**" if steps[i] == kept else ""
         lines.append(f"| {steps[i]}{mark} | {c['minutes'][i]:.1f} | {_fmt(col('bce_excess'), '.1f')} | "
                      f"{_fmt(col('mse'), '.5f')} | {_fmt(tcol('bce'), '.0f')} | {_fmt(tcol('kl'), '.1f')} | "
-                     f"{_fmt(tcol('g'), '.3g')} | {_fmt(tcol('d'), '.3g')} | {_fmt(auroc.get(steps[i]), '.3f')} |")
+                     f"{_fmt(tcol('g'), '.3g')} | {_fmt(tcol('d'), '.3g')} | "
+                     f"{_fmt(auroc.get(steps[i]), '.3f')} |")
     n_held = len(meta.get("heldout_ids", []))
     best = held.get("bce", [None] * len(steps))[steps.index(kept)] if kept in steps else None
     kept_line = (f"The weights kept are those of step {kept}, the best held-out reconstruction loss "
                  f"(BCE {best:.1f} per image) of the {len(steps)} evaluations (early stopping)"
-                 if best is not None else f"The weights kept are the last ones (step {kept}): no held-out images")
+                 if best is not None else
+                 f"The weights kept are the last ones (step {kept}): no held-out images")
     return f"""
 ## Learning curve
 Every {c.get('every')} steps: the posterior-mean reconstruction of the {n_held} held-out normal training
