@@ -9,22 +9,29 @@ from pages.common import figure_downloads, table_download
 from xad import audit, runs
 from xad.plots import audit as plots_audit
 from xad.data.transforms import DataError
+from xad.detectors import ExternalDetector
 from xad.export import audit_report_html
 
 st.title("VAE-GAN audit — detected for the right reason?")
 try:
     ds, model, record, params, run_folder = controls()
+    external = isinstance(model, ExternalDetector)
     run = runs.load_run(run_folder) if run_folder else audit.open_audit(ds, record.path, params)
     sc = st.cache_data(audit.score, show_spinner="Reconstructing and scoring the test set …",
-                       hash_funcs={type(model): lambda _: str(record.path),
+                       hash_funcs={type(model): lambda m: m.fingerprint() if external else str(record.path),
                                    type(ds): lambda d: str(d.folder)})(model, ds, params)
 except (DataError, FileNotFoundError) as exc:
     st.error(str(exc))
     st.stop()
 
 det = audit.evaluate_scoring(sc)
-with st.sidebar.expander("Score and explain your own image"):
-    upload_panel(model, params, sc.tau)
+if external:
+    st.info(f"Auditing an external detector, `{record.name}`: the explained function is its score; hidden "
+            f"segments show {model.background} (a VAE-GAN's audit uses its reconstruction). The "
+            "\"reconstruction\" panels show that background.")
+else:
+    with st.sidebar.expander("Score and explain your own image"):
+        upload_panel(model, params, sc.tau)
 fit_on = ("the test labels, as the paper does" if params.calibration == "test"
           else "a held-out calibration half; the counts are on the other half")
 left, right = st.columns([2, 3])
@@ -71,7 +78,8 @@ scale = st.radio("Anomaly-map colour scale", ["per image", "audit", "good-p99"],
                  help="Per-image scaling makes every map look alarming, a good image's too; one scale "
                       "for the whole audit shows how strong a map really is.")
 sample_panel(ds, model, run, sid, params.setups, params.resample, runs.map_scale(run, scale))
-live_panel(ds, model, sid, params)
+if not external:
+    live_panel(ds, model, sid, params)
 
 st.subheader("Per-sample results")
 st.dataframe(run.results, hide_index=True, height=260)
@@ -84,5 +92,6 @@ c3.download_button("HTML report", key="audit-report", on_click="ignore", mime="t
                    data=lambda: audit_report_html(run.path), icon=":material/description:",
                    file_name=f"{ds.category}_audit_report.html")
 st.caption(f"Run folder `{run.path}` · the same numbers from the command line: `python -m xad audit "
-           f"--category {ds.category} --weights {record.path} --samples {params.samples} "
+           f"--category {ds.category} {'--detector ' + model.source if external else '--weights ' + str(record.path)} "
+           f"--samples {params.samples} "
            f"--segments {params.segments} --seed {params.seed}`")

@@ -332,6 +332,33 @@ def test_threshold_what_if_moves_the_counts_live() -> None:
     assert after == {"TP": "0", "FP": "0", "TN": str((~bad).sum()), "FN": str(bad.sum())}
 
 
+def test_audit_page_audits_an_onnx_detector(tiny_industrial: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from tests.test_detectors import PatchCoreStyle, export
+    from xad.data.mvtec import MVTecDataset
+
+    ds = MVTecDataset(tiny_industrial, "brick")
+    onnx = export(PatchCoreStyle(np.stack([ds.load(r, 32).image for r in ds.refs("train")])), 32,
+                  tmp_path / "patchcore.onnx")
+    at = AppTest.from_file(str(ROOT / "pages/vaegan_audit.py"), default_timeout=TIMEOUT)
+    at.session_state["extra_data_roots"] = [str(tiny_industrial)]
+    at.run()
+    at.selectbox(key="audit_dataset").select_index(len(at.selectbox(key="audit_dataset").options) - 1).run()
+    at.selectbox(key="audit_weights").set_value("An ONNX / OpenVINO detector …").run()
+    assert any("Upload an ONNX detector or give a file" in e.value for e in at.error)
+    at.text_input(key="audit_detector_path").input(str(onnx)).run()
+    at.multiselect(key="audit_setups").set_value(["S1"]).run()
+    at.select_slider(key="audit_n").set_value(200).run()
+    at.slider(key="audit_k").set_value(30).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Auditing an external detector, `patchcore.onnx`" in i.value for i in at.info)
+    at.button(key="audit_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
+    assert any("--detector " + str(onnx) in c.value for c in at.caption)
+
+
 def test_home_draws_the_learning_curve_of_a_vaegan_card(tiny_industrial: Path, tmp_path: Path) -> None:
     from xad.cli import main
 

@@ -1,7 +1,6 @@
 """The whole audit on a tiny model and data: table columns, maps, caching, resume, report, CLI."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +45,20 @@ def test_same_inputs_same_numbers(run: Path, tiny_industrial: Path, tiny_vaegan:
     pd.testing.assert_frame_equal(
         pd.read_csv(run / "results.csv").filter(regex="^(id|score|iou|theta)"),
         pd.read_csv(again / "results.csv").filter(regex="^(id|score|iou|theta)"))
+
+
+def test_two_workers_give_the_serial_numbers(run: Path, tiny_industrial: Path, tiny_vaegan: Path,
+                                             tmp_path: Path) -> None:
+    """run_audit(n_jobs=2) (joblib processes) writes the same table and maps as n_jobs=1."""
+    model, _ = load_model(tiny_vaegan)
+    par = audit.run_audit(MVTecDataset(tiny_industrial, "brick"), model, tiny_vaegan, PARAMS,
+                          tmp_path / "par", n_jobs=2)
+    cols = "^(id|label|score|predicted|tau|iou|theta)"
+    pd.testing.assert_frame_equal(pd.read_csv(run / "results.csv").filter(regex=cols),
+                                  pd.read_csv(par / "results.csv").filter(regex=cols))
+    serial, parallel = audit.load_run(run).maps, audit.load_run(par).maps
+    for key in ("S1", "S2", "S3", "reconstruction"):
+        np.testing.assert_array_equal(serial[key], parallel[key], err_msg=key)
 
 
 def test_finished_run_is_reused_and_interrupted_run_resumes(

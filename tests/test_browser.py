@@ -200,6 +200,39 @@ def test_vaegan_audit_threshold_what_if(page, server: str) -> None:  # noqa: ANN
     shot(page, "vaegan_audit_threshold")
 
 
+def test_vaegan_audit_page_audits_an_uploaded_onnx(page, server: str, tmp_path: Path) -> None:  # noqa: ANN001
+    """Upload a PatchCore-style ONNX detector (anomalib's output names) and audit 4 test images."""
+    import numpy as np
+
+    from tests.test_detectors import PatchCoreStyle, export
+    from xad.data.mvtec import MVTecDataset
+
+    ds = MVTecDataset(ROOT / "data" / "xad_industrial", "brick")  # the page's default category
+    train = np.stack([ds.load(r, 128).image for r in ds.refs("train")[:40]])
+    onnx = export(PatchCoreStyle(train, bank_size=2048), 128, tmp_path / "brick-patchcore.onnx")
+    page.goto(f"{server}/vaegan_audit")
+    settle(page)
+    choose(page, "Detector", "An ONNX / OpenVINO detector …")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(onnx))
+    settle(page)
+    page.get_by_text("Auditing an external detector", exact=False).first.wait_for()
+    for label in ("Superpixels k", "Samples n"):  # the smallest k and n: a quick audit
+        thumb = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider")
+        thumb.focus()
+        thumb.press("Home")
+        settle(page)
+    limit = page.get_by_test_id("stNumberInput").filter(has_text="Quick look").locator("input")
+    limit.fill("4")
+    limit.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Run audit").click()
+    page.get_by_text("Max IoU vs anomaly score (Fig. 2)").first.wait_for(timeout=600_000)
+    settle(page)
+    page.locator(".js-plotly-plot").filter(has_text="Max IoU vs anomaly score (Fig. 2)").first.wait_for()
+    no_exception(page)
+    shot(page, "vaegan_audit_onnx")
+
+
 def test_runs_page_compares_two_audits(page, server: str) -> None:  # noqa: ANN001
     from xad.cli import main
     from xad.runs import AUDIT_CACHE
@@ -231,7 +264,7 @@ def _slide(pg, label: str, presses: int) -> float:  # noqa: ANN001
 
 
 def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # noqa: ANN001
-    from xad.counterfactual import generators
+    from xad.counterfactual.bundle import generators
 
     if not generators():
         pytest.skip("no counterfactual generator shipped")
@@ -267,7 +300,7 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
 
 
 def test_counterfactual_diffedit_backend(page, server: str) -> None:  # noqa: ANN001
-    from xad.counterfactual import generators
+    from xad.counterfactual.bundle import generators
 
     if not any(r.meta.get("backend") == "diffedit" for r in generators()):
         pytest.skip("no DiffEdit generator shipped")

@@ -25,7 +25,7 @@ import torch
 from joblib import Parallel, delayed
 
 from xad.precision import bf16_is_fast
-from xad import REPO_ROOT, __version__, backends, portable
+from xad import __version__, backends, portable
 from xad.data.mvtec import MVTecDataset
 from xad.data.transforms import DataError
 from xad.explain import bpt as xbpt
@@ -34,6 +34,7 @@ from xad.explain import shap as xshap
 from xad.explain.reconstruction import error_function, reconstruct
 from xad.explain.segmentation import parameters as segmentation_parameters
 from xad.explain.segmentation import segments_for
+from xad.detectors import ExternalDetector
 from xad.metrics.detection import anomaly_map, anomaly_score, evaluate, predicted_anomalous, tau_star
 from xad.metrics.localisation import EXPLANATION_METRICS, MAP_METRICS, localisation, optimal_iou
 from xad.runfolder import atomic_write, remove_empty, run_lock
@@ -121,11 +122,19 @@ def load_test(ds: MVTecDataset, size: int, resample: str, limit: int | None = No
 
 def score(model: torch.nn.Module, ds: MVTecDataset, params: AuditParams) -> Scoring:
     """Step 1: reconstruct and score the test split, fit tau*."""
-    refs, samples = load_test(ds, model.config.image_size, params.resample, params.limit)
+    external = isinstance(model, ExternalDetector)
+    refs, samples = load_test(ds, model.size if external else model.config.image_size, params.resample,
+                              params.limit)
     images = np.stack([s.image for s in samples])
-    rec = reconstruct(model, images, bf16=False)  # x' is the reference: fp32 (bf16 only for f)
-    maps = anomaly_map(images.astype(np.float32) / 255, rec, params.map_mode)
-    scores = anomaly_score(maps)
+    if external:  # its own score and map; "rec" holds what hidden segments show (the background)
+        scores, maps = model.scores_and_maps(images)
+        rec = np.stack([model.hidden(im.astype(np.float32) / 255) for im in images])
+        extra = {"has_map": maps is not None}
+        maps = np.zeros(images.shape[:3], np.float32) if maps is None else maps
+    else:
+        rec = reconstruct(model, images, bf16=False)  # x' is the reference: fp32 (bf16 only for f)
+        maps = anomaly_map(images.astype(np.float32) / 255, rec, params.map_mode)
+        scores, extra = anomaly_score(maps), {"has_map": True}
     labels = np.array([s.is_anomalous for s in samples], dtype=int)
     roles = calibration_roles(labels, params.seed) if params.calibration == "heldout" else \
         np.full(len(labels), "evaluation")
@@ -135,7 +144,7 @@ def score(model: torch.nn.Module, ds: MVTecDataset, params: AuditParams) -> Scor
                         f"these {fit.sum()} samples hold only one kind")
     tau = tau_star(scores[fit], labels[fit])
     return Scoring([s.id for s in samples], labels, [r.defect for r in refs], images,
-                   [s.mask for s in samples], rec, maps.astype(np.float32), scores, roles, tau)
+                   [s.mask for s in samples], rec, maps.astype(np.float32), scores, roles, tau, extra)
 
 
 def evaluate_scoring(sc: Scoring):  # noqa: ANN201 - a DetectionResult
@@ -164,9 +173,14 @@ def explain_sample(image: np.ndarray, x_rec: np.ndarray, mask: np.ndarray | None
     """
     x = image.astype(np.float32) / 255
     reference = params.engine == "reference"
-    f = (error_function(model, params.error_variant, bf16=False, fast=False) if reference else
-         error_function(model, params.error_variant, bf16=params.bf16, backend=params.backend,
-                        device=params.device))
+    external = isinstance(model, ExternalDetector)
+    if external:  # the explained function: the detector's own score of the perturbed image
+        f = model.explained
+    else:
+        f = (error_function(model, params.error_variant, bf16=False, fast=False) if reference else
+             error_function(model, params.error_variant, bf16=params.bf16, backend=params.backend,
+                            device=params.device))
+    seg_rec = x if external else x_rec  # S1/S2 segment the image itself where there is no x'
     out: dict = {}
     for setup in params.setups:
         t0 = time.perf_counter()
@@ -176,7 +190,7 @@ def explain_sample(image: np.ndarray, x_rec: np.ndarray, mask: np.ndarray | None
         elif setup == "S4":  # the reference engine hands shap_bpt images composed in numpy
             attribution = xbpt.explain(f, x, x_rec, max_evals=params.samples).attribution
         else:
-            seg = segments_for(setup, x, x_rec, mask, params.segments, params.seed, reference)
+            seg = segments_for(setup, x, seg_rec, mask, params.segments, params.seed, reference)
             attribution = (xlime.explain_reference(f, x, x_rec, seg.labels, params.samples, params.seed)
                            if reference else
                            xlime.explain(f, x, x_rec, seg.labels, params.samples, params.seed,
@@ -198,15 +212,23 @@ def _sha(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def _identity(weights: Path | ExternalDetector) -> str:
+    """What makes a model's numbers: a weights folder's architecture and tensors (not its card or
+    metrics), or an external detector's fingerprint (file bytes, outputs used, background)."""
+    if isinstance(weights, ExternalDetector):
+        return weights.fingerprint()
+    weights = Path(weights)
+    cfg = json.loads((weights / "config.json").read_text())
+    architecture = json.dumps({"class": cfg.get("class"), "config": cfg.get("config")}, sort_keys=True)
+    return architecture + "|" + _sha([weights / "model.safetensors"])
+
+
 def audit_key(ds: MVTecDataset, weights: Path, params: AuditParams) -> str:
     """Hash of the test data (file bytes), the weights (config + tensors) and the parameters."""
     refs = test_samples(ds, params.limit)
     files = [r.image_path for r in refs] + [r.mask_path for r in refs if r.mask_path]
-    weights = Path(weights)
-    cfg = json.loads((weights / "config.json").read_text())
-    architecture = json.dumps({"class": cfg.get("class"), "config": cfg.get("config")}, sort_keys=True)
-    parts = [_sha(files), architecture, _sha([weights / "model.safetensors"]),  # not card or metrics
-             json.dumps(asdict(params), sort_keys=True), __version__, str(ENGINE_REVISION)]
+    parts = [_sha(files), _identity(weights), json.dumps(asdict(params), sort_keys=True), __version__,
+             str(ENGINE_REVISION)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -215,9 +237,8 @@ def sample_keys(ds: MVTecDataset, weights: Path, params: AuditParams, ids: list[
     """One key per sample for its explanation: the sample's id and file bytes, the weights and the
     parameters that shape it (not ``limit`` or ``calibration``, which only choose and threshold
     samples), so a run resumed with another ``--limit`` keeps what still fits and nothing else."""
-    weights = Path(weights)
     shaping = {k: v for k, v in asdict(params).items() if k not in ("limit", "calibration")}
-    base = "|".join([_sha([weights / "config.json", weights / "model.safetensors"]),
+    base = "|".join([_identity(weights),
                      json.dumps(shaping, sort_keys=True), __version__, str(ENGINE_REVISION)])
     files = [[r.image_path] + ([r.mask_path] if r.mask_path else []) for r in refs]
     return [hashlib.sha256(f"{base}|{sid}|{_sha(f)}".encode()).hexdigest()[:20] for sid, f in zip(ids, files)]
@@ -236,7 +257,7 @@ def run_audit(ds: MVTecDataset, model: torch.nn.Module, weights: Path, params: A
     key = audit_key(ds, weights, params)
     if out is not None and run_key(Path(out)) == key and (Path(out) / "results.csv").is_file():
         return Path(out)
-    if out is None and (done := find_run(key, [CACHE_DIR, Path(weights) / "audits"])) is not None:
+    if out is None and (done := find_run(key, _roots(weights))) is not None:
         return done
     run = Path(out) if out else CACHE_DIR / f"{ds.category}-{key}"
     created = not run.exists()
@@ -277,6 +298,9 @@ def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Pa
 def _explained(sc: Scoring, todo: list[int], paths: list[Path], model: torch.nn.Module, weights: Path,
                params: AuditParams, n_jobs: int, scheduler: str | None):  # noqa: ANN202 - Iterator[int]
     """Explain the samples ``todo`` and save each into its partial file as it finishes; yields indices."""
+    if isinstance(model, ExternalDetector) and (n_jobs > 1 or scheduler is not None):
+        raise DataError("an external detector (ONNX / OpenVINO / callable) is audited in this process: "
+                        "leave out --jobs and --scheduler")
     if scheduler is not None:
         from xad.scheduler import explain_on_cluster
 
@@ -320,7 +344,8 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: P
         for s in SETUPS:
             m = meta.get(s, {})
             row |= {f"{k}_{s}": m.get(k) for k in ("iou", "theta", "seconds", *EXPLANATION_METRICS)}
-        row |= {f"{k}_map": v for k, v in localisation(sc.maps[i], sc.masks[i], anomaly_map=True).items()}
+        row |= {f"{k}_map": v for k, v in localisation(sc.maps[i], sc.masks[i] if sc.extra.get("has_map", True)
+                                                         else None, anomaly_map=True).items()}
         rows.append(row)
     atomic_write(run / "results.csv", lambda f: pd.DataFrame(rows, columns=COLUMNS).to_csv(f, index=False))
     atomic_write(run / "maps.npz", lambda f: np.savez_compressed(
@@ -329,7 +354,9 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: P
         **{s: np.stack(v).astype(np.float32) for s, v in maps.items()}))
     det = evaluate_scoring(sc)
     info = {"key": key, "xad_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "data": portable(ds.folder), "category": ds.category, "weights": portable(weights),
+            "data": portable(ds.folder), "category": ds.category,
+            "weights": weights.source if isinstance(weights, ExternalDetector) else portable(weights),
+            **({"detector": weights.describe()} if isinstance(weights, ExternalDetector) else {}),
             "params": asdict(params), "samples": params.samples,
             "backend": "torch" if params.engine == "reference" else backends.resolve(params.backend, params.device),
             "segmentation": segmentation_parameters(params.segments, params.seed),
@@ -340,41 +367,19 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: P
         p.unlink()
 
 
+def _roots(weights: Path | ExternalDetector) -> list[Path]:
+    """Where finished runs of this model may be: the cache, and beside a weights folder."""
+    return [CACHE_DIR] if isinstance(weights, ExternalDetector) else [CACHE_DIR, Path(weights) / "audits"]
+
+
 def open_audit(ds: MVTecDataset, weights: Path, params: AuditParams) -> AuditRun | None:
     """The finished run for these data, weights and parameters, if any (cache or shipped). If
     there is none, the same audit made at the other precision: the default precision follows the
     CPU (:mod:`xad.precision`), and a run shipped from a CPU with AMX (bf16) must still open on one
     without it; bf16 and fp32 agree within the tested tolerance, and ``info["params"]["bf16"]``
     says which one the run used."""
-    roots = [CACHE_DIR, Path(weights) / "audits"]
+    roots = _roots(weights)
     for p in (params, replace(params, bf16=not params.bf16)):
         if (run := find_run(audit_key(ds, weights, p), roots)) is not None:
             return load_run(run)
     return None
-
-
-def explain_one(model: torch.nn.Module, sample, params: AuditParams,  # noqa: ANN001 - a Sample
-                progress: Callable[[str, float], None] | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Explain one loaded sample live: (per-setup results, reconstruction (H, W, 3), anomaly map)."""
-    x_rec = reconstruct(model, sample.image[None], bf16=False)[0]  # fp32, as in :func:`score`
-    amap = anomaly_map(sample.image.astype(np.float32)[None] / 255, x_rec[None], params.map_mode)[0]
-    return explain_sample(sample.image, x_rec, sample.mask, model, params, progress), x_rec, amap
-
-
-def explain_image(model: torch.nn.Module, image: np.ndarray, params: AuditParams, tau: float | None = None,
-                  name: str = "upload", progress: Callable[[str, float], None] | None = None) -> dict:
-    """Score and explain one image of the user's (no ground truth): resized to the model's size;
-    S2 needs a ground-truth mask, so only S1 and S3 run. Returns the sample, x', the anomaly map,
-    alpha, the verdict at ``tau`` (if given) and the per-setup results (IoU not defined)."""
-    from xad.data.mvtec import Sample
-    from xad.data.transforms import resize_image
-
-    size = model.config.image_size
-    image = image if image.shape[:2] == (size, size) else resize_image(image, size)
-    setups = tuple(s for s in params.setups if s != "S2") or ("S1",)
-    sample = Sample(f"upload/{name}", image, None, "unknown")
-    res, x_rec, amap = explain_one(model, sample, replace(params, setups=setups), progress)
-    alpha = float(anomaly_score(amap[None])[0])
-    verdict = None if tau is None else ("anomalous" if predicted_anomalous(alpha, tau) else "good")
-    return {"sample": sample, "reconstruction": x_rec, "anomaly_map": amap, "score": alpha,
-            "verdict": verdict, "results": res, "setups": setups}

@@ -89,6 +89,26 @@ def roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return roc_curve(np.asarray(labels).astype(int), np.asarray(scores, float))
 
 
+@dataclass(frozen=True)
+class RocCurve:
+    """The ROC curve (fpr, tpr: (T,) from sklearn) and its operating point at threshold ``tau``."""
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    tau: float
+    fpr_at_tau: float
+    tpr_at_tau: float
+
+
+def roc_at(scores: np.ndarray, labels: np.ndarray, tau: float) -> RocCurve:
+    """The ROC of (N,) scores against (N,) labels (1 anomalous) and the point the rule
+    alpha >= tau picks on it."""
+    fpr, tpr, _ = roc(scores, labels)
+    pred, labels = predicted_anomalous(scores, tau), np.asarray(labels).astype(bool)
+    return RocCurve(fpr, tpr, float(tau), float((pred & ~labels).sum() / max(1, (~labels).sum())),
+                    float((pred & labels).sum() / max(1, labels.sum())))
+
+
 def auroc_by_group(scores: np.ndarray, labels: np.ndarray, groups: list[str]) -> dict[str, float]:
     """AUROC of each anomalous group (defect type) against all good samples: {group: auroc}."""
     scores, labels, groups = np.asarray(scores, float), np.asarray(labels).astype(bool), np.asarray(groups)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from xad.models.vaegan import VAEGAN
 from xad.precision import bf16_is_fast
+from xad.tensors import to_tensor
 from xad.train.augment import PROFILES, augment
 
 COMPONENTS = ("bce", "kl", "g", "d")
@@ -205,10 +206,8 @@ def train(model: VAEGAN, images: np.ndarray, s: TrainSettings, progress: bool = 
     torch.manual_seed(s.seed)
     g = torch.Generator().manual_seed(s.seed)
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
-    data = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
-    held = None
-    if heldout is not None and len(heldout):
-        held = torch.from_numpy(np.ascontiguousarray(heldout)).permute(0, 3, 1, 2).float().div(255)
+    data = to_tensor(images)
+    held = to_tensor(heldout) if heldout is not None and len(heldout) else None
     model.train().to(memory_format=fmt)
     step_fn = Stepper(model, s, g)
     curve, test_at = _new_curve(s), _test_steps(s)
