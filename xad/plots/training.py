@@ -36,6 +36,7 @@ def learning_curve_figure(curve: dict, kept_step: int | None = None, title: str 
         ys = _clean(curve.get("train", {}).get(key, []))
         if any(v is not None for v in ys):
             fig.add_trace(go.Scatter(x=steps, y=ys, mode="lines", name=_TRAIN_NAMES[key]), row=3, col=1)
+    fig.update_yaxes(range=[0.0, 1.02], row=2, col=1)
     fig.update_yaxes(type="log", row=3, col=1)
     fig.update_xaxes(title_text="step", row=3, col=1)
     if kept_step:
