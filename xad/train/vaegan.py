@@ -212,7 +212,7 @@ def train(model: VAEGAN, images: np.ndarray, s: TrainSettings, progress: bool = 
     step_fn = Stepper(model, s, g)
     curve, test_at = _new_curve(s), _test_steps(s)
     window: dict[str, list[float]] = {c: [] for c in COMPONENTS}
-    best, best_state, kept = float("inf"), None, 0
+    best, best_state, kept, new_best = float("inf"), None, 0, False
     start, logs, step = time.time(), {}, 0
     bar = tqdm(range(1, s.steps + 1), desc="train vaegan", disable=not progress, mininterval=2)
     for step in bar:
@@ -235,10 +235,12 @@ def train(model: VAEGAN, images: np.ndarray, s: TrainSettings, progress: bool = 
                 h = heldout_losses(model, held, s.channels_last)
                 for k, v in h.items():
                     curve["heldout"][k].append(round(v, 4))
-                if h["bce"] < best:
+                if new_best := h["bce"] < best:
                     best, kept = h["bce"], step
                     best_state = copy.deepcopy(model.state_dict())
-            if test is not None and (step in test_at or step == s.steps or timed_out):
+            # the test AUROC at the planned checkpoints, at the end, and of every new best held-out
+            # checkpoint (so the kept weights' AUROC is on the curve even when a time cap stops early)
+            if test is not None and (step in test_at or step == s.steps or timed_out or new_best):
                 model.eval()
                 curve["test_auroc"]["step"].append(step)
                 curve["test_auroc"]["auroc"].append(round(float(test(model)), 4))
