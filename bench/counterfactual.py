@@ -21,7 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from xad import counterfactual as cf  # noqa: E402
+from xad.counterfactual import bundle as cfb  # noqa: E402
+from xad.counterfactual import explanation as cfe  # noqa: E402
 from xad.plots import counterfactual as pc  # noqa: E402
 
 
@@ -42,23 +43,23 @@ def main() -> None:
     ap.add_argument("--setup", default=None, help="a generator name or folder (default: every shipped one)")
     ap.add_argument("--moves", type=int, default=50)
     args = ap.parse_args()
-    folders = [cf.find_generator(args.setup)] if args.setup else [r.path for r in cf.generators()]
+    folders = [cfb.find_generator(args.setup)] if args.setup else [r.path for r in cfb.generators()]
     if not folders:
         sys.exit("no generator shipped: train one with `python -m xad train cegan …`")
     print(f"torch threads {torch.get_num_threads()}; median of {args.moves} slider moves")
     for folder in folders:
-        b = cf.load_bundle(folder)
-        image = cf.test_anomalies(b, 1)[0][0]
+        b = cfb.load_bundle(folder)
+        image = cfe.anomaly_gallery(b, 1)[0][0]
 
         def generator_only(alpha: float, k: int) -> None:
-            cf.generate(b, np.repeat(image[None], b.concepts, 0), alpha, np.arange(b.concepts))
+            cfb.generate(b, np.repeat(image[None], b.concepts, 0), alpha, np.arange(b.concepts))
 
         def explain_only(alpha: float, k: int) -> None:
-            cf.explain(b, image, alpha)
+            cfe.explain(b, image, alpha)
 
         def slider_move(alpha: float, k: int) -> None:
-            e = cf.explain(b, image, alpha)
-            alphas, seq, reached = cf.alpha_sequence(b, image, k)
+            e = cfe.explain(b, image, alpha)
+            alphas, seq, reached = cfe.alpha_sequence(b, image, k)
             figs = [pc.single_figure(e.counterfactuals[k], "k"), pc.concepts_figure(e),
                     pc.alpha_strip_figure(alphas, seq, reached, k)]
             if e.edit is not None:
@@ -74,7 +75,7 @@ def main() -> None:
             for _ in range(3):
                 b.psi_cache.clear()
                 t = time.perf_counter()
-                cf.psi(b, image[None])
+                cfb.psi(b, image[None])
                 times.append(time.perf_counter() - t)
             print(f"  {'DiffEdit psi for a newly picked image (once)':50s} {1000 * float(np.median(times)):7.1f} ms")
         for name, fn in parts.items():

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xad import ldm  # noqa: E402
-from xad.explain.reconstruction import to_tensor  # noqa: E402
+from xad.tensors import to_tensor  # noqa: E402
 from xad.train.ldm import load_setting  # noqa: E402
 
 

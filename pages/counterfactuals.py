@@ -9,8 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import figure_downloads, own_folder, table_download, weights_picker
-from xad import counterfactual as cf
+from xad import cards
+from xad.counterfactual import bundle as cfb
+from xad.counterfactual import explanation as cfe
+from xad.counterfactual.sd_edit import stable_diffusion_edit
 from xad.plots import counterfactual as pc
+from xad.plots.images import display_rgb
 from xad.data.transforms import DataError, decode_image_bytes
 from xad.models import diffedit as de
 from xad.models.detectors import bounding_note
@@ -20,13 +24,13 @@ st.title("Counterfactuals — what would make this anomaly normal?")
 
 
 @st.cache_resource(show_spinner="Loading generator, detector and feature extractor …", max_entries=6)
-def bundle(path: str) -> cf.Bundle:
-    return cf.load_bundle(path)
+def bundle(path: str) -> cfb.Bundle:
+    return cfb.load_bundle(path)
 
 
 @st.cache_data(show_spinner="Loading test anomalies …", max_entries=6)
 def gallery(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    return cf.test_anomalies(bundle(path), n)
+    return cfe.anomaly_gallery(bundle(path), n)
 
 
 @st.cache_resource(show_spinner="Loading Stable Diffusion from disk …", max_entries=1)
@@ -34,7 +38,7 @@ def sd_pipeline(path: str):  # noqa: ANN201
     return de.load_stable_diffusion(path)
 
 
-records = cf.generators()
+records = cfb.generators()
 with st.sidebar:
     st.header("Generator")
     backend = st.radio("Backend", ["GAN", "DiffEdit"], horizontal=True, key="cf_backend",
@@ -59,15 +63,18 @@ except (WeightsError, DataError, KeyError) as exc:
 if b.backend != backend.lower():
     st.warning(f"This folder holds a {b.backend.upper()}-version generator: it is shown as such.")
 psi_note = ""
+gan = cfb.gan_counterpart(b.record) if b.backend == "diffedit" else None
 if b.backend == "diffedit":
-    p = b.record.meta["psi"]
+    p, ratio = b.record.meta["psi"], cards.latent_gradient_ratio(b.record.meta)
+    gan_rec = f"`{gan.name}`: {gan.config['lambda_rec']}" if gan else "image-space L_rec"
     psi_note = (f"  \n**DiffEdit psi:** `{b.ldm_record.name}`, target prompt \"{p['target_prompt']}\" "
                 f"(the normal class), source prompt \"{p['source_prompt']}\" (empty = unconditional: an "
                 f"anomaly's class is unknown), strength {p['strength']}, {p['steps']} DDIM steps, "
                 f"guidance {p['guidance']}, seed {p['seed']}. psi runs once per picked image (the first "
                 "view takes a moment); the sliders then run only G' and the decoder. G' compares latents "
-                f"in L_rec and L_cyc, weighted lambda_rec {b.generator.config.lambda_rec} (the GAN version: "
-                "5-10; the detector's gradient per latent element is ~17x weaker than per pixel).")
+                f"in L_rec and L_cyc, weighted lambda_rec {b.generator.config.lambda_rec} (the GAN version "
+                f"{gan_rec}" + (f"; the detector's gradient per latent element is ~{ratio} weaker than "
+                                "per pixel" if ratio else "") + ").")
 st.markdown(f"**Setup:** {b.record.meta.get('setup_description', b.setup)}.  \n"
             f"**Detector:** `{b.detector_record.name}` — {bounding_note(b.detector.config.kind)}  \n"
             f"**Generator ({b.backend.upper()} version):** K = {b.concepts} concepts; trained "
@@ -83,7 +90,7 @@ if source == "Your own image":
         st.info("Upload an image to explain it.")
         st.stop()
     try:
-        image, caption = cf.prepare(decode_image_bytes(up.getvalue(), up.name)), up.name
+        image, caption = cfe.prepare(decode_image_bytes(up.getvalue(), up.name)), up.name
     except DataError as exc:
         st.error(str(exc))
         st.stop()
@@ -91,7 +98,7 @@ else:
     cols = st.columns(8)
     for i, (img, lab) in enumerate(zip(images, labels)):
         with cols[i % 8]:
-            st.image(pc.display_rgb(img, 96), caption=str(lab))
+            st.image(display_rgb(img, 96), caption=str(lab))
             if st.button("Explain", key=f"cf_pick_{i}", width="stretch"):
                 st.session_state["cf_index"] = i
     idx = min(st.session_state.get("cf_index", 0), len(images) - 1)
@@ -108,7 +115,7 @@ def live(image: np.ndarray, caption: str) -> None:
     k = c2.slider("Concept k", 1, b.concepts, 1, key="cf_k") if b.concepts > 1 else 1
     busy = st.spinner("DiffEdit psi for this image (runs once) …") if b.backend == "diffedit" else nullcontext()
     with busy:
-        e = cf.explain(b, image, alpha)
+        e = cfe.explain(b, image, alpha)
     left, right = st.columns([1, 2])
     with left:
         fig = pc.single_figure(e.counterfactuals[k - 1],
@@ -120,7 +127,7 @@ def live(image: np.ndarray, caption: str) -> None:
         fig = pc.concepts_figure(e, f"{caption}: every concept at alpha = {alpha:.2f}")
         st.plotly_chart(fig, key="cf_concepts")
         figure_downloads(fig, f"counterfactuals_alpha{alpha:.2f}", key="cf-concepts")
-    alphas, seq, reached = cf.alpha_sequence(b, image, k - 1)
+    alphas, seq, reached = cfe.alpha_sequence(b, image, k - 1)
     fig = pc.alpha_strip_figure(alphas, seq, reached, k - 1)
     st.plotly_chart(fig, key="cf_strip")
     figure_downloads(fig, f"alpha_sequence_k{k}", key="cf-strip")
@@ -157,7 +164,7 @@ if b.backend == "diffedit":
                 if pipe.device.type != "cuda":
                     st.warning("No CUDA GPU here: Stable Diffusion runs on the CPU (slow).")
                 with st.status("DiffEdit: mask, inversion, masked denoising …") as status:
-                    r = cf.stable_diffusion_edit(b, pipe, image, sd_source, sd_target, steps=sd_steps)
+                    r = stable_diffusion_edit(b, pipe, image, sd_source, sd_target, steps=sd_steps)
                     status.update(label=f"DiffEdit done in {r['seconds']} s", state="complete")
                 fig = pc.sd_edit_figure(r["image"], r["mask"], r["edited"],
                                         f"Stable Diffusion DiffEdit: \"{sd_source}\" -> \"{sd_target}\"; "
@@ -171,7 +178,7 @@ if not metrics:
     st.info("This generator has no measured metrics yet: run "
             f"`python -m xad evaluate cegan --weights {folder}`.")
 else:
-    table = pd.DataFrame(cf.metrics_table(metrics, b.setup, b.detector.config.kind))
+    table = pd.DataFrame(cards.metrics_table(metrics, b.setup, b.detector.config.kind))
     table["this model"] = table["this model"].astype(str)
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(f"On {metrics.get('n_anomalies')} test anomalies and {metrics.get('n_normal')} normal "
@@ -180,7 +187,7 @@ else:
                "the dataset's labels), not Inception: compare FID_N only between xad runs. "
                "\"Judged normal\": the share of images that this same classifier, independent of the "
                "detector, puts in a normal class (a proxy for whether a person sees a normal image).")
-    notes = b.record.meta.get("notes", [])
+    notes = cards.notes(b.record)
     if notes:  # the first note is the model's headline limitation; the rest is detail from its card
         st.warning(notes[0])
     if len(notes) > 1:
@@ -188,9 +195,13 @@ else:
             for note in notes[1:]:
                 st.markdown(note)
     table_download(table, f"{b.record.path.name}_metrics", key="cf-metrics-csv")
-    gan = cf.gan_counterpart(b.record) if b.backend == "diffedit" else None
-    if gan is not None:
-        st.subheader("GAN version vs DiffEdit version (same setup, same detector)")
-        both = pd.DataFrame(cf.side_by_side({f"GAN ({gan.name})": gan, f"DiffEdit ({b.record.name})": b.record}))
+    if gan is not None:  # the GAN measured on as many test anomalies as the DiffEdit version, where stored
+        n = metrics.get("n_anomalies")
+        gan_metrics = cfb.stored_evaluation(gan, n) or gan.metrics
+        same = gan_metrics.get("n_anomalies") == n
+        st.subheader("GAN version vs DiffEdit version (same setup, same detector"
+                     + (f", the same {n} test anomalies)" if same else "; n differs, see the first row)"))
+        both = pd.DataFrame(cards.side_by_side({f"GAN ({gan.name})": (gan_metrics, gan),
+                                                f"DiffEdit ({b.record.name})": (metrics, b.record)}))
         st.dataframe(both.astype(str), hide_index=True, width="stretch")
         table_download(both, f"{b.record.path.name}_gan_vs_diffedit", key="cf-both-csv")

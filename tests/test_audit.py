@@ -1,14 +1,13 @@
 """The whole audit on a tiny model and data: table columns, maps, caching, resume, report, CLI."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from xad import audit
+from xad import audit, runs
 from xad.data.mvtec import MVTecDataset
 from xad.weights import load_model
 
@@ -32,7 +31,7 @@ def test_results_table_and_maps(run: Path) -> None:
     assert bad[["iou_S1", "iou_S2", "iou_S3"]].notna().all().all()
     assert ((bad["iou_S1"] > 0) & (bad["iou_S1"] <= 1)).all()
     assert (r["predicted"] == np.where(r["score"] >= r["tau"], "anomalous", "good")).all()
-    loaded = audit.load_run(run)
+    loaded = runs.load_run(run)
     assert loaded.maps["S1"].shape == (6, 32, 32) and loaded.maps["reconstruction"].shape == (6, 32, 32, 3)
     assert list(loaded.maps["ids"]) == list(r["id"])
     assert loaded.info["params"]["samples"] == 40 and "confusion" in loaded.info
@@ -46,6 +45,20 @@ def test_same_inputs_same_numbers(run: Path, tiny_industrial: Path, tiny_vaegan:
     pd.testing.assert_frame_equal(
         pd.read_csv(run / "results.csv").filter(regex="^(id|score|iou|theta)"),
         pd.read_csv(again / "results.csv").filter(regex="^(id|score|iou|theta)"))
+
+
+def test_two_workers_give_the_serial_numbers(run: Path, tiny_industrial: Path, tiny_vaegan: Path,
+                                             tmp_path: Path) -> None:
+    """run_audit(n_jobs=2) (joblib processes) writes the same table and maps as n_jobs=1."""
+    model, _ = load_model(tiny_vaegan)
+    par = audit.run_audit(MVTecDataset(tiny_industrial, "brick"), model, tiny_vaegan, PARAMS,
+                          tmp_path / "par", n_jobs=2)
+    cols = "^(id|label|score|predicted|tau|iou|theta)"
+    pd.testing.assert_frame_equal(pd.read_csv(run / "results.csv").filter(regex=cols),
+                                  pd.read_csv(par / "results.csv").filter(regex=cols))
+    serial, parallel = audit.load_run(run).maps, audit.load_run(par).maps
+    for key in ("S1", "S2", "S3", "reconstruction"):
+        np.testing.assert_array_equal(serial[key], parallel[key], err_msg=key)
 
 
 def test_finished_run_is_reused_and_interrupted_run_resumes(

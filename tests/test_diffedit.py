@@ -13,16 +13,18 @@ import pytest
 import torch
 
 from xad.data.transforms import DataError
+from xad.data import labelled
 from xad.models import diffedit as de
+from xad.models import textldm as tl
 from xad.weights import WeightsError, load_model, save_model
 
 SRC, TGT = "digit three", "digit seven"
 
 
 @pytest.fixture(scope="module")
-def model() -> de.TextLDM:
+def model() -> tl.TextLDM:
     torch.manual_seed(0)
-    m = de.TextLDM(de.PRESETS["tiny"]).eval()
+    m = tl.TextLDM(tl.PRESETS["tiny"]).eval()
     m.set_scaling_factor(0.8)
     return m
 
@@ -64,11 +66,11 @@ def test_pinned_diffusers_has_the_diffedit_pipeline() -> None:
 def test_captions_and_tokenizer_round_trip(tmp_path: Path, no_network: None) -> None:
     from transformers import PreTrainedTokenizerFast
 
-    assert de.caption(7) == "digit seven" and de.caption(1, "red") == "red digit one"
+    assert labelled.caption(7) == "digit seven" and labelled.caption(1, "red") == "red digit one"
     with pytest.raises(ValueError):
-        de.caption(10)
-    cfg = de.PRESETS["tiny"]
-    tok = de.build_tokenizer(cfg)
+        labelled.caption(10)
+    cfg = tl.PRESETS["tiny"]
+    tok = tl.build_tokenizer(cfg)
     enc = tok("red digit one", padding="max_length", max_length=tok.model_max_length)
     ids = enc.input_ids
     assert tok.model_max_length == cfg.max_tokens == len(ids)
@@ -79,14 +81,14 @@ def test_captions_and_tokenizer_round_trip(tmp_path: Path, no_network: None) -> 
     assert tok("Digit SEVEN").input_ids == tok("digit seven").input_ids  # lower-cased
     unk = tok("digit banana!").input_ids
     assert unk == [v["<bos>"], v["digit"], v["<unk>"], v["<unk>"], v["<eos>"]]
-    assert de.build_tokenizer(cfg).get_vocab() == tok.get_vocab()  # deterministic
+    assert tl.build_tokenizer(cfg).get_vocab() == tok.get_vocab()  # deterministic
     tok.save_pretrained(tmp_path / "tok")
     back = PreTrainedTokenizerFast.from_pretrained(tmp_path / "tok", local_files_only=True)
     assert back("red digit one", padding="max_length").input_ids == ids
     assert back.model_max_length == cfg.max_tokens and back.pad_token == "<pad>"
 
 
-def test_pipeline_runs_mask_invert_edit_seeded(model: de.TextLDM, images: np.ndarray) -> None:
+def test_pipeline_runs_mask_invert_edit_seeded(model: tl.TextLDM, images: np.ndarray) -> None:
     pipe = de.pipeline(model)
     r = _run(pipe, images)
     side = model.config.latent_size
@@ -112,7 +114,7 @@ def test_pipeline_runs_mask_invert_edit_seeded(model: de.TextLDM, images: np.nda
         de.diffedit(pipe, images, SRC, TGT, strength=0.01, steps=10)  # no step to run
 
 
-def test_encode_decode_use_the_scaling_factor(model: de.TextLDM, images: np.ndarray) -> None:
+def test_encode_decode_use_the_scaling_factor(model: tl.TextLDM, images: np.ndarray) -> None:
     z = de.encode(model, images)
     assert z.shape == (2, 4, model.config.latent_size, model.config.latent_size)
     raw = model.vae.encode(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1).latent_dist.mean
@@ -123,7 +125,7 @@ def test_encode_decode_use_the_scaling_factor(model: de.TextLDM, images: np.ndar
     torch.testing.assert_close(de.encode(model, images, g1), de.encode(model, images, g2))
 
 
-def test_weights_round_trip_fp16(model: de.TextLDM, images: np.ndarray, tmp_path: Path) -> None:
+def test_weights_round_trip_fp16(model: tl.TextLDM, images: np.ndarray, tmp_path: Path) -> None:
     folder = save_model(model, tmp_path / "w", family="diffedit", card="# test", preset="tiny",
                         dtype=torch.float16)
     back, record = load_model(folder, expect="TextLDM")
@@ -135,7 +137,7 @@ def test_weights_round_trip_fp16(model: de.TextLDM, images: np.ndarray, tmp_path
     assert (a.masks != b.masks).mean() < 0.1
 
 
-def test_stable_diffusion_folder_path(model: de.TextLDM, images: np.ndarray, tmp_path: Path,
+def test_stable_diffusion_folder_path(model: tl.TextLDM, images: np.ndarray, tmp_path: Path,
                                       no_network: None) -> None:
     folder = de.save_as_diffusers(model, tmp_path / "sd")
     assert (folder / "model_index.json").is_file() and (folder / "unet").is_dir()
@@ -191,8 +193,15 @@ def test_train_and_diffedit_commands(tmp_path: Path, capsys: pytest.CaptureFixtu
             "--steps", "6", "--out", str(edited)]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["out"] == str(edited) and 0 <= result["mask_mean"] <= 1
-    assert np.asarray(Image.open(edited)).shape == (32, 32, 3)
+    # the command's numbers and image are those of de.diffedit on the same image with its defaults
+    from xad.tensors import to_uint8
+    from xad.weights import load_model
+
+    pipe = de.pipeline(load_model(out, expect="TextLDM")[0])
+    direct = de.diffedit(pipe, np.asarray(Image.open(png)), SRC, TGT, strength=0.5, steps=6, guidance=7.5, seed=0)
+    assert result["out"] == str(edited)
+    assert result["mask_mean"] == pytest.approx(float(direct.masks[0].mean()), abs=1e-4)
+    np.testing.assert_array_equal(np.asarray(Image.open(edited)), to_uint8(direct.edited[0]))
 
     bad = tmp_path / "not-an-image.png"
     bad.write_text("hello")

@@ -82,7 +82,7 @@ def test_audit_writes_the_localisation_columns_and_run_facts(tiny_industrial, ti
 
     import pandas as pd
 
-    from xad import audit
+    from xad import audit, runs
     from xad.data.mvtec import MVTecDataset
     from xad.weights import load_model
 
@@ -104,7 +104,7 @@ def test_audit_writes_the_localisation_columns_and_run_facts(tiny_industrial, ti
     info = json.loads((run / "run.json").read_text())
     assert info["samples"] == 40 and info["backend"] == "onnxruntime"
     assert info["segmentation"]["convert2lab"] is True and info["segmentation"]["kernel_size"] == 2
-    table = audit.localisation_table(r, audit.SETUPS)
+    table = runs.localisation_table(r, audit.SETUPS)
     assert list(table["map"]) == ["S1", "S2", "S3", "S4", "m"]
     assert table.loc[4, "AUPRO@0.3"] == pytest.approx(bad["aupro_map"].mean(), abs=1e-3)
     assert table.loc[0, "pixel AUROC"] is None or pd.isna(table.loc[0, "pixel AUROC"])

@@ -95,7 +95,22 @@ def test_ignores_hidden_files(tiny_mvtec: Path) -> None:
     assert len(MVTecDataset(tiny_mvtec, "part").refs("test", "good")) == 2
 
 
-def test_real_mvtec_subset_loads(shared_data: Path) -> None:
-    ds = MVTecDataset(shared_data / "mvtec", "screw")  # 1024 px grayscale originals
-    s = ds.load(ds.refs("test")[-1], size=128)
-    assert s.image.shape == (128, 128, 3) and s.mask is not None and s.mask.any()
+SUBSET = Path(__file__).resolve().parent.parent / "data" / "mvtec_ad_subset"
+
+
+def test_shipped_mvtec_subset_loads() -> None:
+    """The MVTec AD images shipped in data/mvtec_ad_subset (256 px), checked against PIL directly."""
+    assert {"bottle", "hazelnut", "screw", "tile"} <= set(list_categories(SUBSET))
+    ds = MVTecDataset(SUBSET, "screw")
+    assert ds.defects("test") == ["good", "manipulated_front"] and ds.validate() == []
+    refs = ds.refs("test")
+    assert [r.id for r in refs][-1] == "screw/test/manipulated_front/003" and len(ds.refs("train")) >= 8
+    s = ds.load(refs[-1], size=128)
+    raw = Image.open(SUBSET / "screw/ground_truth/manipulated_front/003_mask.png")
+    want = np.asarray(raw.resize((128, 128), Image.Resampling.NEAREST)) > 127
+    assert s.image.shape == (128, 128, 3) and s.image.dtype == np.uint8
+    np.testing.assert_array_equal(s.mask, want)
+    assert s.mask.any() and s.is_anomalous
+    full = ds.load(refs[0])
+    np.testing.assert_array_equal(full.image, np.asarray(Image.open(SUBSET / "screw/test/good/000.png")))
+    assert full.mask is None and full.label == "good"

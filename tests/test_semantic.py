@@ -42,8 +42,12 @@ def test_letters_are_deterministic_and_not_digits() -> None:
 
 def test_photo_crops_come_from_shipped_photos() -> None:
     p = semantic.outliers("photos", 6, seed=1)
-    assert p.shape == (6, 32, 32, 3) and p.std() > 10
-    np.testing.assert_array_equal(p, semantic.photo_crops(6, seed=1))
+    assert p.shape == (6, 32, 32, 3) and p.dtype == np.uint8 and p.std() > 10
+    np.testing.assert_array_equal(p, semantic.outliers("photos", 6, seed=1))  # seeded ...
+    assert not np.array_equal(p, semantic.outliers("photos", 6, seed=2))  # ... by its seed
+    # photos, not drawings: far more distinct colours per crop than the letter OE has
+    colours = lambda a: np.mean([len(np.unique(x.reshape(-1, 3), axis=0)) for x in a])  # noqa: E731
+    assert colours(p) > 4 * colours(semantic.outliers("letters-coloured", 6, seed=1))
 
 
 def test_two_colour_oe_repaints_part_of_the_strokes_in_the_normal_colour() -> None:

@@ -6,10 +6,14 @@ dashboard (``dashboard.py`` and ``pages/``) and the command line (``python -m xa
 
 __version__ = "0.1.0"
 
+import os
 from pathlib import Path
 
 #: The repository root (where ``data/`` and ``weights/`` live in a checkout).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The one cache root: ``$XAD_CACHE``, default ``runs/`` in the checkout; each cache is a folder
+#: below it (``audits``, ``diffedit-psi``, ``ldm``).
+CACHE_ROOT = Path(os.environ.get("XAD_CACHE", REPO_ROOT / "runs"))
 
 
 def portable(path: str | Path) -> str:

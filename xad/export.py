@@ -88,26 +88,16 @@ def table_csv(table: pd.DataFrame) -> bytes:
     return table.to_csv(index=False).encode("utf-8")
 
 
-def _png_data_uri(image) -> str:  # noqa: ANN001 - (H, W, 3) uint8
-    import base64
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 def audit_report_html(run_path: str | Path) -> str:
     """A self-contained HTML report of an audit run: settings, detection, the Fig. 2 scatter and
     one row (x, x', m, maps, max-IoU overlays, GT) per test sample, as the reference publishes."""
     import html
 
     from xad import resolve
-    from xad.audit import load_run
+    from xad.runs import load_run
     from xad.data.catalog import resolve_mvtec
     from xad.plots.audit import fig2_scatter, sample_row_image
+    from xad.plots.images import png_data_uri
 
     run = load_run(run_path)
     setups = tuple(run.info["params"]["setups"])
@@ -123,7 +113,7 @@ def audit_report_html(run_path: str | Path) -> str:
         ious = " ".join(f"{s}: " + ("NA" if pd.isna(r["iou_" + s]) else f"{r['iou_' + s]:.2f}")
                         for s in setups)
         rows.append(f"<tr><td><b>{html.escape(r['id'])}</b><br>{r['label']} · alpha {r['score']:.3f}"
-                    f" · predicted {r['predicted']}<br>J* {ious}</td><td><img src='{_png_data_uri(strip)}'>"
+                    f" · predicted {r['predicted']}<br>J* {ious}</td><td><img src='{png_data_uri(strip, optimize=True)}'>"
                     "</td></tr>")
     fig = fig2_scatter(run.results, setups)
     info = run.info
@@ -131,7 +121,10 @@ def audit_report_html(run_path: str | Path) -> str:
             f"image AUROC {info['auroc']:.3f}. Weights: <code>{html.escape(info['weights'])}</code>; "
             f"data: <code>{html.escape(info['data'])}</code>; parameters: <code>"
             f"{html.escape(str(info['params']))}</code>; created {info['created']}.</p>"
-            "<p>Columns of each row: x, x' (reconstruction), anomaly map m, attribution maps per "
+            + (f"<p><b>Threshold chosen by the analyst: tau = {info['tau']:.4f}</b> (the paper's tau* = "
+               f"{info['tau_star']:.4f}); every prediction below uses the chosen tau.</p>"
+               if info.get("tau_star") is not None and info.get("tau") != info.get("tau_star") else "")
+            + "<p>Columns of each row: x, x' (reconstruction), anomaly map m, attribution maps per "
             "setup, max-IoU overlays (R = 255(1-GT), G = B = 255(1-pred)), ground-truth contour.</p>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>xad audit report</title>"
             "<style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:6px;"

@@ -29,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from xad import REPO_ROOT, __version__
 from xad.models.ldm import LatentDiffusionAD
-from xad.explain.reconstruction import to_tensor
+from xad.tensors import to_tensor
 from xad.train.ldm import MultiClassData, load_setting
 from xad.weights import ModelRecord, find_model, list_models, load_model, read_record, write_metrics
 

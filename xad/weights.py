@@ -95,12 +95,6 @@ def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> None:
     path.write_text(json.dumps(raw, indent=2) + "\n")
 
 
-def card_notes(meta: dict[str, Any]) -> str:
-    """The free-text notes of a weights folder's config.json (``notes``: list of markdown
-    paragraphs, e.g. a known limitation) as the tail of its card; "" when there are none."""
-    return "".join(f"\n{n}\n" for n in meta.get("notes", []))
-
-
 def read_record(folder: str | Path) -> ModelRecord:
     """Read ``config.json`` and ``card.md`` of a weights folder; WeightsError if unusable."""
     folder = Path(folder)

@@ -13,7 +13,8 @@ def _counterfactual(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from xad.counterfactual import explain, find_generator, load_bundle
+    from xad.counterfactual.bundle import find_generator, load_bundle
+    from xad.counterfactual.explanation import explain
     from xad.data.transforms import read_image
 
     b = load_bundle(find_generator(args.setup))

@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 from xad.data import digits
 from xad.data.embedded import DATA_DIR
 from xad.data.transforms import DataError
+from xad.tensors import to_uint8
 
 SIZE = 32
 #: Letters used as OE for digit data; I, l, O, o are left out (they are drawn like 1 and 0).
@@ -166,7 +167,7 @@ def _finish(img: Image.Image, rng: np.random.Generator, coloured: bool, size: in
     g = _elastic(np.asarray(img, dtype=np.float32) / 255, rng)
     g = np.asarray(Image.fromarray(np.uint8(np.clip(g, 0, 1) * 255)).resize((size, size), Image.Resampling.BOX),
                    dtype=np.float32) / 255
-    return np.clip(np.rint(g[..., None] * _colour(rng, coloured) * 255), 0, 255).astype(np.uint8)
+    return to_uint8(g[..., None] * _colour(rng, coloured))
 
 
 def letters(n: int, seed: int = 0, coloured: bool = False, size: int = SIZE) -> np.ndarray:
@@ -262,7 +263,7 @@ def two_colour(images: np.ndarray, seed: int = 0, share: float = 0.5,
             c = c / c.max()
         else:
             c = _colour(rng, True)
-        out[i][region] = np.clip(np.rint(g[region, None] * c * 255), 0, 255).astype(np.uint8)
+        out[i][region] = to_uint8(g[region, None] * c)
     return out
 
 

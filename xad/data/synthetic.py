@@ -21,6 +21,7 @@ from PIL import Image
 from scipy import ndimage
 
 from xad.data import defects
+from xad.tensors import to_uint8
 
 WORK = 256  # working resolution (2x the output)
 SIZE = 128
@@ -188,7 +189,7 @@ def render(category: str, split: str, defect: str, index: int, seed: int = 0,
         image, alpha = _paint(defect, scene, rng)
     small = _downsample(image, size)
     small = small + rng.normal(0, 0.006, small.shape).astype(np.float32)  # sensor noise
-    out = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+    out = to_uint8(small)
     mask = None if alpha is None else _downsample(alpha[..., None], size)[..., 0] >= MASK_LEVEL
     return out, mask
 

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from skimage.color import rgba2rgb
+from skimage.util import img_as_float32
+
+from xad.tensors import to_uint8
 
 
 class DataError(ValueError):
@@ -33,21 +37,21 @@ def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
         raise DataError(f"not an image array: shape {a.shape}")
     a = _to_unit_float(a)
-    if a.shape[2] in (2, 4):  # composite the alpha channel on black
-        a = a[..., :-1] * a[..., -1:]
+    if a.shape[2] == 2:  # gray + alpha -> RGBA
+        a = np.concatenate([np.repeat(a[..., :1], 3, axis=2), a[..., 1:]], axis=2)
+    if a.shape[2] == 4:  # composite the alpha channel on black
+        a = rgba2rgb(a, background=(0, 0, 0)).astype(np.float32)
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
-    return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+    return to_uint8(a)
 
 
 def _to_unit_float(a: np.ndarray) -> np.ndarray:
-    """Scale any supported dtype to float32 in [0, 1]."""
-    if a.dtype == np.bool_:
-        return a.astype(np.float32)
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535.0
+    """Scale any supported dtype to float32 in [0, 1]: bool, uint8 and uint16 by
+    ``skimage.util.img_as_float32`` (full range), other integers (PIL's int32 16-bit mode) by 255 or
+    65535, floats clipped."""
+    if a.dtype in (np.bool_, np.uint8, np.uint16):
+        return img_as_float32(a)
     if np.issubdtype(a.dtype, np.integer):  # e.g. int32 from PIL mode "I" (16-bit PNG)
         top = 65535.0 if a.max(initial=0) > 255 else 255.0
         return np.clip(a.astype(np.float32) / top, 0.0, 1.0)
@@ -123,7 +127,8 @@ def decode_image_bytes(data: bytes, name: str = "upload") -> np.ndarray:
 
 
 def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize uint8 RGB (H, W, 3) to (size, size) or (h, w) with antialiased bicubic filtering."""
+    """Resize uint8 RGB (H, W, 3) to (size, size) or (h, w) with Lanczos filtering (PIL's
+    ``Resampling.LANCZOS``, antialiased when shrinking)."""
     h, w = (size, size) if isinstance(size, int) else size
     if image.shape[:2] == (h, w):
         return image
@@ -140,13 +145,18 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 
 
 def mask_contour(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
-    """Boundary pixels of a bool mask (H, W) -> bool (H, W), ``thickness`` pixels wide (inner)."""
-    from scipy import ndimage
+    """Boundary pixels of a bool mask (H, W) -> bool (H, W), ``thickness`` pixels wide (inner):
+    ``skimage.segmentation.find_boundaries`` (4-connected) peeled ``thickness`` times; pixels on
+    the image's edge count as boundary (the mask is padded with background first)."""
+    from skimage.segmentation import find_boundaries
 
-    if not mask.any():
-        return np.zeros_like(mask, dtype=bool)
-    eroded = ndimage.binary_erosion(mask, iterations=thickness, border_value=0)
-    return mask & ~eroded
+    m = np.pad(np.asarray(mask, bool), 1)
+    out = np.zeros_like(m)
+    for _ in range(thickness):
+        ring = find_boundaries(m, mode="inner")
+        out |= ring
+        m &= ~ring
+    return out[1:-1, 1:-1]
 
 
 def overlay_contour(

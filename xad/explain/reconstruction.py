@@ -22,13 +22,7 @@ import torch
 
 from xad import backends
 from xad.precision import bf16_is_fast
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 or float in [0, 1] -> (N, 3, H, W) float32."""
-    x = torch.from_numpy(np.require(images, requirements=("C", "W")))  # copies only if read-only
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    return x.permute(0, 3, 1, 2)
+from xad.tensors import to_tensor
 
 
 @torch.no_grad()

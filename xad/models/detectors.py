@@ -17,10 +17,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xad.tensors import to_tensor
 from xad.weights import register
 
 KINDS = ("bce", "hsc", "dsvdd")
@@ -131,3 +133,13 @@ def bounding_note(kind: str) -> str:
     return ("DSVDD (one-class): ||f(x) - c||^2 is unbounded; xad bounds it as 1 - exp(-d / s), "
             f"with s chosen so that the median normal training image scores {DSVDD_MEDIAN_SCORE} "
             "(xad's choice, not the paper's).")
+
+
+@torch.inference_mode()
+def score_images(model: torch.nn.Module, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """phi(x), the detector's score, for (N, H, W, 3) images (uint8 or float in [0, 1]) ->
+    (N,) float64; the model is put in eval mode."""
+    model.eval()
+    out = [model(to_tensor(images[i: i + batch_size])).double().numpy()
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0)

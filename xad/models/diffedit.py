@@ -3,13 +3,9 @@
 
 The paper writes the generator as ``G(x, alpha, k) = A_dec(G'(psi(A_enc(x), t), alpha, k))``
 where ``A_enc`` / ``A_dec`` are a latent diffusion model's autoencoder and ``psi`` is DiffEdit with
-the prompt ``t`` set to the normal class's name. This module gives
+the prompt ``t`` set to the normal class's name. This module is the pipeline; the small text-conditional model it runs on for digits is
+:class:`xad.models.textldm.TextLDM`. It gives
 
-- :class:`TextLDM`: a small text-conditional latent diffusion model made of the same diffusers and
-  transformers building blocks as Stable Diffusion (``AutoencoderKL``, ``UNet2DConditionModel``,
-  ``CLIPTextModel``) plus a word-level tokenizer over a fixed caption vocabulary, small enough to
-  train on CPU on 32 px digits (:mod:`xad.train.diffedit`); it saves and loads through
-  :mod:`xad.weights` (safetensors only);
 - :func:`pipeline`: diffusers' ``StableDiffusionDiffEditPipeline`` assembled around a
   :class:`TextLDM` (DDIM and DDIM-inverse schedulers with the training's beta schedule);
 - :func:`load_stable_diffusion`: the same pipeline from a local diffusers-format Stable Diffusion
@@ -32,179 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from torch import nn
 
 from xad.data.transforms import DataError
-from xad.weights import WeightsError, register
-
-DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-COLOUR_NAMES = ("red", "green", "blue", "white")
-#: Special tokens, in id order: pad 0, unk 1, bos 2, eos 3.
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
-#: The caption vocabulary (lower case; the tokenizer lower-cases its input).
-WORDS = ("a", "photo", "of", "the", "digit", "number", "handwritten", *COLOUR_NAMES, *DIGIT_NAMES)
-
-
-def caption(digit: int, colour: str | None = None) -> str:
-    """The training caption of a digit image: "digit seven", or "red digit one" with a colour."""
-    if not 0 <= int(digit) <= 9:
-        raise ValueError(f"digit must be 0..9, not {digit}")
-    if colour is not None and colour not in COLOUR_NAMES:
-        raise ValueError(f"colour must be one of {COLOUR_NAMES} or None, not {colour!r}")
-    return f"{colour + ' ' if colour else ''}digit {DIGIT_NAMES[int(digit)]}"
-
-
-@dataclass(frozen=True)
-class TextLDMConfig:
-    """The architecture of :class:`TextLDM` (the constructor's only argument; saved in config.json)."""
-
-    image_size: int = 32
-    # AutoencoderKL: one down-sampling per extra level (32 px, 2 levels -> 16x16 latents)
-    vae_channels: tuple[int, ...] = (32, 64)
-    vae_layers_per_block: int = 1
-    vae_norm_groups: int = 16
-    latent_channels: int = 4
-    scaling_factor: float = 1.0  # 1 / std of the training latents, set after the VAE stage
-    # UNet2DConditionModel on the latents; cross-attention on the text encoder's hidden states
-    unet_channels: tuple[int, ...] = (32, 64, 64)
-    unet_layers_per_block: int = 1
-    unet_norm_groups: int = 16
-    unet_heads: int = 4
-    # CLIPTextModel (random init, trained with the UNet) over the word vocabulary
-    text_hidden: int = 32
-    text_layers: int = 2
-    text_heads: int = 2
-    text_intermediate: int = 64
-    max_tokens: int = 16
-    words: tuple[str, ...] = WORDS
-    # DDPM noise schedule (Stable Diffusion's): T steps, scaled_linear betas
-    timesteps: int = 1000
-    beta_schedule: str = "scaled_linear"
-    beta_start: float = 0.00085
-    beta_end: float = 0.012
-
-    def __post_init__(self) -> None:
-        if self.image_size % 2 ** (len(self.vae_channels) - 1):
-            raise ValueError("image_size must be divisible by the VAE's down-sampling factor")
-        if self.latent_size % 2 ** (len(self.unet_channels) - 1):
-            raise ValueError("the latent size must be divisible by the UNet's down-sampling factor")
-        if len(set(self.words)) != len(self.words) or set(self.words) & set(SPECIAL_TOKENS):
-            raise ValueError("words must be unique and must not contain the special tokens")
-
-    @property
-    def latent_size(self) -> int:
-        """Side of the (square) latents."""
-        return self.image_size // 2 ** (len(self.vae_channels) - 1)
-
-    @property
-    def vocab(self) -> dict[str, int]:
-        """Token -> id: the special tokens first, then the words in order."""
-        return {w: i for i, w in enumerate((*SPECIAL_TOKENS, *self.words))}
-
-
-PRESETS = {
-    # 2.1 M parameters (VAE 0.66 M, UNet 1.47 M, text encoder 18 k): 16x16x4 latents, a 3-level
-    # UNet with cross-attention at 16 and 8 px
-    "cpu": TextLDMConfig(),
-    # for tests (70 k parameters): built from configs in well under a second
-    "tiny": TextLDMConfig(vae_channels=(8, 8), vae_norm_groups=4, unet_channels=(8, 16),
-                          unet_norm_groups=4, unet_heads=2, text_hidden=16, text_layers=1,
-                          text_heads=2, text_intermediate=32),
-}
-
-
-def build_tokenizer(config: TextLDMConfig | None = None):  # noqa: ANN201 - transformers type
-    """A ``transformers.PreTrainedTokenizerFast`` over ``config.words`` (word level, lower-cased,
-    split on whitespace and punctuation; unknown words -> ``<unk>``; ``<bos> ... <eos>`` added;
-    padded with ``<pad>`` to ``model_max_length = config.max_tokens``). Deterministic: the same
-    config gives the same ids."""
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-
-    c = config or TextLDMConfig()
-    vocab = c.vocab
-    tok = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A <eos>", pair="<bos> $A <eos> $B <eos>",
-        special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=c.max_tokens,
-                                   pad_token="<pad>", unk_token="<unk>", bos_token="<bos>",
-                                   eos_token="<eos>", padding_side="right")
-
-
-@register
-class TextLDM(nn.Module):
-    """A small text-conditional latent diffusion model: ``vae`` (AutoencoderKL), ``unet``
-    (UNet2DConditionModel, epsilon prediction) and ``text_encoder`` (CLIPTextModel), all built
-    from ``config``; ``tokenizer`` is rebuilt from the config's vocabulary (not a tensor)."""
-
-    Config = TextLDMConfig
-
-    def __init__(self, config: TextLDMConfig) -> None:
-        super().__init__()
-        from diffusers import AutoencoderKL, UNet2DConditionModel
-        from transformers import CLIPTextConfig, CLIPTextModel
-
-        c = config
-        self.config = c
-        nv = len(c.vae_channels)
-        self.vae = AutoencoderKL(
-            in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * nv,
-            up_block_types=("UpDecoderBlock2D",) * nv, block_out_channels=c.vae_channels,
-            layers_per_block=c.vae_layers_per_block, latent_channels=c.latent_channels,
-            norm_num_groups=c.vae_norm_groups, sample_size=c.image_size,
-            scaling_factor=c.scaling_factor)
-        nu = len(c.unet_channels)
-        self.unet = UNet2DConditionModel(
-            sample_size=c.latent_size, in_channels=c.latent_channels, out_channels=c.latent_channels,
-            down_block_types=("CrossAttnDownBlock2D",) * (nu - 1) + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (nu - 1),
-            block_out_channels=c.unet_channels, layers_per_block=c.unet_layers_per_block,
-            norm_num_groups=c.unet_norm_groups, cross_attention_dim=c.text_hidden,
-            attention_head_dim=c.unet_heads)
-        vocab = c.vocab
-        self.text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=len(vocab), hidden_size=c.text_hidden, intermediate_size=c.text_intermediate,
-            projection_dim=c.text_hidden, num_hidden_layers=c.text_layers,
-            num_attention_heads=c.text_heads, max_position_embeddings=c.max_tokens,
-            pad_token_id=vocab["<pad>"], bos_token_id=vocab["<bos>"], eos_token_id=vocab["<eos>"]))
-        self.tokenizer = build_tokenizer(c)
-
-    def set_scaling_factor(self, value: float) -> None:
-        """Set the latent scaling factor in the config and in the VAE's config (the pipeline's)."""
-        import dataclasses
-
-        self.config = dataclasses.replace(self.config, scaling_factor=float(value))
-        self.vae.register_to_config(scaling_factor=float(value))
-
-    def token_ids(self, captions: list[str]) -> torch.Tensor:
-        """Captions -> (B, max_tokens) ids, padded and truncated as the pipeline tokenizes."""
-        return self.tokenizer(captions, padding="max_length", max_length=self.config.max_tokens,
-                              truncation=True, return_tensors="pt").input_ids
-
-    def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        """Token ids -> the text encoder's last hidden states (B, max_tokens, text_hidden), as
-        the pipeline computes its prompt embeddings (no attention mask)."""
-        return self.text_encoder(ids)[0]
-
-    def noise_scheduler(self):  # noqa: ANN201 - diffusers type
-        """The training schedule: ``DDPMScheduler`` (T steps, the config's betas)."""
-        from diffusers import DDPMScheduler
-
-        return DDPMScheduler(**self.schedule_kwargs())
-
-    def schedule_kwargs(self) -> dict[str, Any]:
-        """The beta schedule shared by training and the DDIM / DDIM-inverse samplers."""
-        c = self.config
-        return {"num_train_timesteps": c.timesteps, "beta_schedule": c.beta_schedule,
-                "beta_start": c.beta_start, "beta_end": c.beta_end, "clip_sample": False}
-
-    def forward(self, noisy: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """The noise prediction eps(z_t, t, caption) (B, C, h, w)."""
-        return self.unet(noisy, t, encoder_hidden_states=self.embed(ids)).sample
+from xad.models.textldm import TextLDM
+from xad.tensors import to_float, to_tensor
+from xad.weights import WeightsError
 
 
 # -- pipelines ----------------------------------------------------------------------------------
@@ -393,16 +221,12 @@ def as_float_images(images: np.ndarray | torch.Tensor) -> np.ndarray:
     if a.ndim != 4 or a.shape[-1] != 3 or a.shape[0] == 0:
         raise DataError(f"images must be (N, H, W, 3) or (H, W, 3) RGB, not shape {a.shape}")
     if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255
+        return to_float(a)
     if not np.issubdtype(a.dtype, np.floating):
         raise DataError(f"images must be uint8 or float in [0, 1], not {a.dtype}")
     if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
         raise DataError("float images must be finite and in [0, 1]")
     return a.astype(np.float32)
-
-
-def _to_tensor(a: np.ndarray, pipe) -> torch.Tensor:  # noqa: ANN001
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(pipe.device, pipe.vae.dtype)
 
 
 @torch.no_grad()
@@ -442,7 +266,7 @@ def diffedit(pipe, images: np.ndarray | torch.Tensor, source_prompt: str, target
     common = {"num_inference_steps": int(steps)}
     masks, inverted, latents = [], [], []
     with _quiet():
-        for chunk in _to_tensor(x, pipe).split(max(1, int(batch_size))):
+        for chunk in to_tensor(x).contiguous().to(pipe.device, pipe.vae.dtype).split(max(1, int(batch_size))):
             n = len(chunk)
             mask = np.concatenate([
                 np.asarray(pipe.generate_mask(
@@ -488,7 +312,7 @@ def encode(model: Any, images: np.ndarray | torch.Tensor, generator: torch.Gener
     if isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] == 3:
         x = images.float()
     else:
-        x = torch.from_numpy(as_float_images(images).transpose(0, 3, 1, 2).copy())
+        x = to_tensor(as_float_images(images)).contiguous()
     p = next(vae.parameters())
     dist = vae.encode(x.to(p.device, p.dtype) * 2 - 1).latent_dist
     z = dist.mean if generator is None else dist.sample(generator)

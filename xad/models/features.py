@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xad.tensors import to_tensor
 from xad.weights import register
 
 
@@ -52,3 +54,29 @@ class FeatureNet(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         f = self.features(x)
         return [head(f) for head in self.heads]
+
+
+def dataset_of(setup: str) -> str:
+    """Which feature extractor a setup's FID uses: "mnist:7" -> "mnist"; "" for none."""
+    return {"mnist": "mnist", "cmnist": "cmnist"}.get(setup.partition(":")[0], "")
+
+
+@torch.no_grad()
+def features(model: FeatureNet, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """(N, 32, 32, 3) uint8 or float in [0, 1] -> (N, feature_dim) float64."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        out.append(model.features(to_tensor(images[i: i + batch_size])).double().numpy())
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def predict(model: FeatureNet, images: np.ndarray, batch_size: int = 512) -> list[np.ndarray]:
+    """The classifier's own predictions, one (N,) int array per head (digit; digit and colour)."""
+    model.eval()
+    heads: list[list[np.ndarray]] = [[] for _ in model.config.heads]
+    for i in range(0, len(images), batch_size):
+        for h, logits in zip(heads, model(to_tensor(images[i: i + batch_size]))):
+            h.append(logits.argmax(1).numpy())
+    return [np.concatenate(h) if h else np.zeros(0, np.int64) for h in heads]

@@ -9,8 +9,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from xad.data.transforms import overlay_contour
-from xad.metrics.detection import roc
-from xad.metrics.localisation import iou_overlay, optimal_iou
+from xad.metrics.detection import RocCurve, predicted_anomalous, roc_at
+from xad.metrics.localisation import IoUCurve, iou_overlay, optimal_iou
+from xad.plots.images import colourise
 
 NA_Y = -0.15  # where good images sit in Fig. 2 (IoU is not defined for them)
 OUTCOMES = {  # name -> colour
@@ -23,19 +24,21 @@ OUTCOMES = {  # name -> colour
 
 def outcome(label: str, score: float, tau: float) -> str:
     """One of OUTCOMES for a sample."""
+    flagged = bool(predicted_anomalous(score, tau))
     if label == "good":
-        return "good, below tau*" if score < tau else "good, false alarm"
-    return "anomalous, detected" if score >= tau else "anomalous, missed"
+        return "good, false alarm" if flagged else "good, below tau*"
+    return "anomalous, detected" if flagged else "anomalous, missed"
 
 
-def roc_figure(scores: np.ndarray, labels: np.ndarray, tau: float, title: str = "") -> go.Figure:
-    fpr, tpr, _ = roc(scores, labels)
-    pred = scores >= tau
-    labels = labels.astype(bool)
-    point = ((pred & ~labels).sum() / max(1, (~labels).sum()), (pred & labels).sum() / max(1, labels.sum()))
-    fig = go.Figure([go.Scatter(x=fpr, y=tpr, mode="lines", name="ROC", line=dict(width=2)),
-                     go.Scatter(x=[point[0]], y=[point[1]], mode="markers+text", name="tau*",
-                                text=[f"tau* = {tau:.3f}"], textposition="bottom right",
+def roc_figure(curve: RocCurve | np.ndarray, labels: np.ndarray | None = None, tau: float | None = None,
+               title: str = "") -> go.Figure:
+    """The ROC with its tau* point, from a :class:`~xad.metrics.detection.RocCurve` (or, as before,
+    from (N,) scores, labels and tau, measured by :func:`~xad.metrics.detection.roc_at`)."""
+    if not isinstance(curve, RocCurve):
+        curve = roc_at(curve, labels, tau)
+    fig = go.Figure([go.Scatter(x=curve.fpr, y=curve.tpr, mode="lines", name="ROC", line=dict(width=2)),
+                     go.Scatter(x=[curve.fpr_at_tau], y=[curve.tpr_at_tau], mode="markers+text", name="tau*",
+                                text=[f"tau* = {curve.tau:.3f}"], textposition="bottom right",
                                 marker=dict(size=11, color="#c0392b"))])
     fig.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line=dict(dash="dot", color="#999"))
     fig.update_layout(title=title or "ROC", xaxis_title="false positive rate",
@@ -92,18 +95,27 @@ def selected_id(selection: dict | None) -> str | None:
     return None
 
 
+def iou_curves(maps: dict[str, np.ndarray], mask: np.ndarray | None) -> dict[str, IoUCurve | None]:
+    """setup -> the optimal-threshold IoU of its (H, W) attribution map against the (H, W) mask
+    (None for a good image, whose IoU is undefined): what :func:`sample_row` shows."""
+    return {s: None if mask is None else optimal_iou(a, mask) for s, a in maps.items()}
+
+
 def sample_row(image: np.ndarray, reconstruction: np.ndarray, amap: np.ndarray,
-               maps: dict[str, np.ndarray], mask: np.ndarray | None, title: str = "") -> go.Figure:
+               maps: dict[str, np.ndarray], mask: np.ndarray | None, title: str = "",
+               curves: dict[str, IoUCurve | None] | None = None, amap_max: float | None = None) -> go.Figure:
     """The Fig. 3 row of one sample: x, x', m, each attribution map, its max-IoU overlay (J in the
     corner; TP black, FP red, FN cyan, as the reference colours them) and the GT contour.
-    maps: setup -> (H, W)."""
+    maps: setup -> (H, W); curves: :func:`iou_curves` of them (measured here when not given);
+    amap_max: the top of m's colour scale (one scale for a whole audit, :func:`xad.runs.map_scale`);
+    None: m's own maximum."""
+    curves = iou_curves(maps, mask) if curves is None else curves
     panels: list[tuple[str, object]] = [("x", image), ("x' (reconstruction)", reconstruction),
                                         ("anomaly map m", amap)]
     for setup, attribution in maps.items():
         panels.append((f"{setup} attribution", attribution))
     for setup, attribution in maps.items():
-        curve = optimal_iou(attribution, mask) if mask is not None else None
-        if curve is not None:
+        if (curve := curves.get(setup)) is not None:
             panels.append((f"{setup} max IoU J = {curve.max_iou:.2f}",
                            iou_overlay(attribution >= curve.theta, mask)))
     panels.append(("ground truth", overlay_contour(image, mask, (255, 40, 40))))
@@ -118,7 +130,7 @@ def sample_row(image: np.ndarray, reconstruction: np.ndarray, amap: np.ndarray,
         if arr.ndim == 3:
             fig.add_trace(go.Image(z=arr, hoverinfo="skip"), row=1, col=i)
         else:
-            lim = float(np.abs(arr).max()) or 1.0
+            lim = amap_max if (name == "anomaly map m" and amap_max) else (float(np.abs(arr).max()) or 1.0)
             diverging = arr.min() < 0
             fig.add_trace(go.Heatmap(z=arr, colorscale="RdBu_r" if diverging else "Inferno",
                                      zmin=-lim if diverging else 0, zmax=lim, showscale=False,
@@ -133,23 +145,15 @@ def sample_row(image: np.ndarray, reconstruction: np.ndarray, amap: np.ndarray,
     return fig
 
 
-def colourise(values: np.ndarray, cmap: str = "inferno", symmetric: bool = False) -> np.ndarray:
-    """A map (H, W) as uint8 RGB (H, W, 3) through a matplotlib colormap."""
-    from matplotlib import colormaps
-
-    lim = float(np.abs(values).max()) or 1.0
-    norm = (values / lim + 1) / 2 if symmetric else np.clip(values / lim, 0, 1)
-    return (colormaps[cmap](norm)[..., :3] * 255).astype(np.uint8)
-
-
 def sample_row_image(image: np.ndarray, reconstruction: np.ndarray, amap: np.ndarray,
-                     maps: dict[str, np.ndarray], mask: np.ndarray | None) -> np.ndarray:
+                     maps: dict[str, np.ndarray], mask: np.ndarray | None,
+                     curves: dict[str, IoUCurve | None] | None = None) -> np.ndarray:
     """The same row as :func:`sample_row` as one static RGB image (H, W * panels, 3) for reports."""
+    curves = iou_curves(maps, mask) if curves is None else curves
     tiles = [image, reconstruction, colourise(amap)]
     tiles += [colourise(m, "RdBu_r", symmetric=True) for m in maps.values()]
-    for attribution in maps.values():
-        curve = optimal_iou(attribution, mask) if mask is not None else None
-        if curve is not None:
+    for setup, attribution in maps.items():
+        if (curve := curves.get(setup)) is not None:
             tiles.append(iou_overlay(attribution >= curve.theta, mask))
     tiles.append(overlay_contour(image, mask, (255, 40, 40)))
     gap = np.full((image.shape[0], 4, 3), 255, np.uint8)

@@ -2,66 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image
-from plotly.colors import sample_colorscale
 
-from xad.plots.dataset import upscale
-
-PIXELS = 160  # display size of one 32 px image
-
-
-def display_rgb(image: np.ndarray, size: int = PIXELS) -> np.ndarray:
-    """(H, W, 3) uint8 or float in [0, 1] -> uint8 upscaled (crisp pixels) for display."""
-    a = image if image.dtype == np.uint8 else np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
-    return upscale(a, None, size)[0]
-
-
-#: Inferno as a 256-entry lookup table (change maps are coloured with numpy, not a heatmap trace).
-INFERNO = np.array([[int(v) for v in c[4:-1].split(",")]
-                    for c in sample_colorscale("Inferno", list(np.linspace(0, 1, 256)))], np.uint8)
-
-
-def heat_rgb(values: np.ndarray, size: int = PIXELS) -> np.ndarray:
-    """(H, W) values in [0, 1] -> Inferno-coloured uint8 (size, size, 3), crisp pixels."""
-    idx = np.clip(np.rint(np.asarray(values, np.float64) * 255), 0, 255).astype(np.uint8)
-    return display_rgb(INFERNO[idx], size)
-
-
-def _png_uri(image: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def tiles_figure(rows: list[list[np.ndarray | None]], titles: list[list[str]], title: str,
-                 gap: int = 8, head: int = 36) -> go.Figure:
-    """Equal-sized uint8 tiles (None = empty) on one canvas, each with a caption above it: one
-    PNG image trace instead of a subplot per tile, so a figure builds and ships in milliseconds."""
-    tile = next(t for row in rows for t in row if t is not None).shape[0]
-    ncols = max(len(r) for r in rows)
-    width, height = ncols * (tile + gap) + gap, len(rows) * (tile + head) + gap
-    canvas = np.full((height, width, 3), 255, np.uint8)
-    notes = []
-    for r, row in enumerate(rows):
-        for c, t in enumerate(row):
-            x0, y0 = gap + c * (tile + gap), head + r * (tile + head)
-            if t is not None:
-                canvas[y0: y0 + tile, x0: x0 + tile] = t
-            text = titles[r][c] if r < len(titles) and c < len(titles[r]) else ""
-            if text:
-                notes.append(dict(x=x0 + tile / 2, y=y0 - 4, text=text, showarrow=False, xanchor="center",
-                                  yanchor="bottom", font=dict(size=11), xref="x", yref="y"))
-    w, h = width + 20, height + 80
-    return go.Figure(go.Image(source=_png_uri(canvas), hoverinfo="skip"), layout=dict(
-        annotations=notes, title=dict(text=title, font=dict(size=14)), width=w, height=h,
-        margin=dict(l=10, r=10, t=70, b=10), showlegend=False, xaxis=dict(visible=False),
-        yaxis=dict(visible=False)))
-
+from xad.plots.images import display_rgb, heat_rgb, tiles_figure
 
 def concepts_figure(e, title: str = "") -> go.Figure:  # noqa: ANN001 - an Explanation
     """The anomaly beside its counterfactual for every concept (top) and the change maps

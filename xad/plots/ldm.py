@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from xad.plots.counterfactual import display_rgb, heat_rgb, tiles_figure
+from xad.plots.images import display_rgb, heat_rgb, tiles_figure
 
 TILE = 110  # display size of one 32 px image in the grids
 

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from xad import portable
 from xad.data import semantic
-from xad.explain.reconstruction import to_tensor
+from xad.tensors import to_tensor
 from xad.models.cegan import CEGAN, PRESETS
 from xad.precision import bf16_is_fast
 from xad.weights import load_model, save_model
@@ -173,7 +173,7 @@ def run(setup: str, detector: Path, out: Path, settings: CEGANSettings, concepts
         preset: str = "cpu", data_path: str | None = None, command: str = "",
         overrides: dict | None = None) -> Path:
     """Train a generator for ``setup`` against the detector folder, save it, evaluate it."""
-    from xad.counterfactual import evaluate_folder
+    from xad.counterfactual.evaluation import evaluate_folder
 
     phi, det_record = load_model(detector, expect="Detector")
     data = semantic.load_setup(setup, data_path)

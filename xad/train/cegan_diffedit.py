@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, replace
@@ -34,17 +33,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from xad import portable
+from xad import CACHE_ROOT, portable
 from xad.data import semantic
 from xad.data.transforms import DataError
-from xad.explain.reconstruction import to_tensor
+from xad.tensors import to_tensor
 from xad.models.cegan import CEGAN, PRESETS
-from xad.models.diffedit import DIGIT_NAMES, TextLDM, caption, decode, diffedit, pipeline
+from xad.data.labelled import DIGIT_NAMES, caption
+from xad.models.diffedit import decode, diffedit, pipeline
+from xad.models.textldm import TextLDM
 from xad.train.cegan import CEGANSettings, fit
 from xad.weights import load_model, save_model
 
 #: psi's edits of training inputs are cached here (``$XAD_CACHE/diffedit-psi``, default ``runs/``).
-CACHE_DIR = Path(os.environ.get("XAD_CACHE", Path(__file__).resolve().parents[2] / "runs")) / "diffedit-psi"
+CACHE_DIR = CACHE_ROOT / "diffedit-psi"
 
 
 #: G''s default loss weights where they differ from the GAN version's. L_rec and L_cyc are means of
@@ -140,8 +141,8 @@ def run(setup: str, detector: Path, ldm_folder: Path, out: Path, settings: CEGAN
         edit_images: int = 2000, command: str = "", overrides: dict | None = None,
         eval_limit: int = 500) -> Path:
     """Edit ``edit_images`` training inputs with psi, train G' against the detector on the edited
-    latents, save the weights folder and evaluate it (:func:`xad.counterfactual.evaluate_folder`)."""
-    from xad.counterfactual import evaluate_folder
+    latents, save the weights folder and evaluate it (:func:`xad.counterfactual.evaluation.evaluate_folder`)."""
+    from xad.counterfactual.evaluation import evaluate_folder
 
     phi, _ = load_model(detector, expect="Detector")
     ldm, _ = load_model(ldm_folder, expect="TextLDM")

@@ -21,9 +21,10 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from xad import portable
+from xad.cards import write_card
 from xad.data import semantic
-from xad.explain.reconstruction import to_tensor
-from xad.models.detectors import PRESETS, Detector, bounding_note, dsvdd_scale_for
+from xad.tensors import to_tensor
+from xad.models.detectors import PRESETS, Detector, bounding_note, dsvdd_scale_for, score_images
 from xad.weights import save_model
 
 
@@ -42,15 +43,6 @@ def _shift(x: torch.Tensor, g: torch.Generator, pixels: int = 2) -> torch.Tensor
     """Random translation by up to ``pixels`` (zero fill), one shift per batch."""
     dy, dx = (int(v) for v in torch.randint(-pixels, pixels + 1, (2,), generator=g))
     return torch.roll(x, (dy, dx), dims=(2, 3))
-
-
-@torch.no_grad()
-def scores(model: torch.nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """phi(x) for (N, H, W, 3) uint8 images -> (N,) float64."""
-    model.eval()
-    out = [model(to_tensor(images[i: i + batch_size])).double().numpy()
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out) if out else np.zeros(0)
 
 
 def train(model: Detector, normal: np.ndarray, oe: np.ndarray | None, s: DetectorSettings,
@@ -94,7 +86,7 @@ def train(model: Detector, normal: np.ndarray, oe: np.ndarray | None, s: Detecto
 
 def evaluate(model: Detector, data: semantic.SemanticData) -> dict:
     """Test AUROC (normal vs the ground-truth anomalies) and mean scores."""
-    sc = scores(model, data.x_test)
+    sc = score_images(model, data.x_test)
     return {"test_auroc": round(float(roc_auc_score(data.anomalous_test, sc)), 4),
             "mean_score_normal": round(float(sc[~data.anomalous_test].mean()), 4),
             "mean_score_anomalous": round(float(sc[data.anomalous_test].mean()), 4)}
@@ -117,33 +109,9 @@ def run(setup: str, out: Path, settings: DetectorSettings, data_path: str | None
             "data_path": portable(data_path) if data_path else "embedded MNIST",
             "seed": settings.seed, "train_settings": asdict(settings), **log,
             "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-            "command": command, "bounding": bounding_note(settings.kind)}
+            "command": command, "bounding": bounding_note(settings.kind),
+            "oe_description": None if oe is None else semantic.OE_KINDS[oe_kind]}
     folder = save_model(model, out, family="detector", card="", preset=preset, meta=meta,
                         metrics=metrics)
-    (folder / "card.md").write_text(card(folder))
+    write_card(folder)
     return folder
-
-
-def card(folder: Path) -> str:
-    from xad.weights import card_notes, read_record
-
-    r = read_record(folder)
-    m, meta, s = r.metrics, r.meta, r.meta.get("train_settings", {})
-    return f"""# Detector {r.config['kind'].upper()} ({r.preset} preset) — {meta.get('setup')}
-
-Semantic anomaly detector for the counterfactual explanations of Liznerski et al.
-{meta.get('setup_description')}. {meta.get('bounding')}
-
-- **Command:** `{meta.get('command', '')}`
-- **Data:** {meta.get('training_data')}; MNIST from {meta.get('data_path')}. Outlier exposure is
-  never a ground-truth anomaly class: {semantic.OE_KINDS.get(meta.get('training_data', '').split('(')[-1].rstrip(')'), 'none (one-class)')}.
-- **Seed:** {meta.get('seed')}; {s.get('steps')} steps of batch {s.get('batch_size')}; Adam lr {s.get('lr')}
-- **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min on {meta.get('threads')} threads
-
-## Measured on the test split
-| metric | value |
-| --- | --- |
-| AUROC, normal vs ground-truth anomalies | {m.get('test_auroc', float('nan')):.3f} |
-| mean score, normal test images | {m.get('mean_score_normal', float('nan')):.3f} |
-| mean score, anomalous test images | {m.get('mean_score_anomalous', float('nan')):.3f} |
-{card_notes(meta)}"""

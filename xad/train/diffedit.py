@@ -1,5 +1,5 @@
 """``python -m xad train diffedit``: the small text-conditional latent diffusion model that DiffEdit
-runs on (:mod:`xad.models.diffedit`), trained on embedded digits with captions:
+runs on (:mod:`xad.models.textldm`), trained on embedded digits with captions:
 
 - ``mnist``: "digit <name>" (e.g. "digit seven");
 - ``cmnist``: coloured MNIST (colours fixed by seed 0, as the shipped feature extractor's),
@@ -32,18 +32,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.optimization import get_constant_schedule_with_warmup
 from tqdm import tqdm
 
 from xad.precision import bf16_is_fast
 from xad import portable
-from xad.data import digits, semantic
+from xad.cards import write_card
 from xad.data.transforms import DataError
-from xad.explain.reconstruction import to_tensor
-from xad.models.diffedit import PRESETS, TextLDM, caption, decode, diffedit, pipeline
+from xad.tensors import to_float, to_tensor
+from xad.data.labelled import CaptionedDigits, caption, load_captioned
+from xad.models.diffedit import decode, diffedit, pipeline
+from xad.models.textldm import PRESETS, TextLDM
 from xad.weights import WEIGHTS_DIR, WeightsError, load_model, save_model, write_metrics
-
-DATASETS = ("mnist", "cmnist")
-
 
 @dataclass(frozen=True)
 class TextLDMSettings:
@@ -67,67 +67,24 @@ def _autocast(s: TextLDMSettings, unet: bool = False):  # noqa: ANN202
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16_unet if unet else s.bf16)
 
 
-@dataclass(frozen=True)
-class CaptionedDigits:
-    """x_*: (N, 32, 32, 3) uint8; y_*: digit labels; colour_*: colour names or None (mnist);
-    captions_*: one caption per image."""
-
-    dataset: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    captions_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    colour_test: np.ndarray | None
-    captions_test: np.ndarray
-
-
-def load_captioned(dataset: str, path: str | None = None) -> CaptionedDigits:
-    """The embedded MNIST (or the npz/IDX at ``path``) with captions; DataError for an unknown
-    dataset. Coloured MNIST's colours come from seed 0 (those of ``xad train features``)."""
-    if dataset not in DATASETS:
-        raise DataError(f"unknown dataset {dataset!r} (use one of {', '.join(DATASETS)})")
-    m = digits.load_mnist(path or semantic.default_mnist_path())
-    if dataset == "mnist":
-        cap = np.array([caption(d) for d in range(10)])
-        return CaptionedDigits(dataset, semantic.pad_rgb(m.x_train), m.y_train, cap[m.y_train],
-                               semantic.pad_rgb(m.x_test), m.y_test, None, cap[m.y_test])
-    cm, c_train, c_test = digits.coloured_mnist(m, 0)
-    names = np.array(list(digits.COLOURS))
-    cap = np.array([[caption(d, c) for c in names] for d in range(10)])  # (10, colours)
-    return CaptionedDigits(dataset, semantic.pad_rgb(cm.x_train), cm.y_train, cap[cm.y_train, c_train],
-                           semantic.pad_rgb(cm.x_test), cm.y_test, names[c_test], cap[cm.y_test, c_test])
-
-
 def _pick(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     return torch.randint(0, n, (size,), generator=g)
 
 
-def _images(x: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> a (N, 3, H, W) uint8 view (converted to float per batch: the
-    60000 MNIST images as fp32 would take 0.7 GB)."""
-    return torch.from_numpy(x).permute(0, 3, 1, 2)
-
-
-def _float(xb: torch.Tensor) -> torch.Tensor:
-    return xb.float() / 255
-
-
-def train_vae(model: TextLDM, x: torch.Tensor, s: TextLDMSettings, g: torch.Generator) -> float:
+def train_vae(model: TextLDM, x: np.ndarray, s: TextLDMSettings, g: torch.Generator) -> float:
     """Stage 1 in place: L1 reconstruction of posterior samples + kl_weight x mean KL per latent
-    element. x: (N, 3, H, W) uint8. Returns the mean loss of the last 50 steps."""
+    element. x: (N, H, W, 3) uint8 (made float per batch: the 60000 MNIST images as fp32 would
+    take 0.7 GB). Returns the mean loss of the last 50 steps."""
     vae = model.vae
     opt = torch.optim.Adam(vae.parameters(), lr=s.vae_lr)
     vae.train()
     losses = []
     for _ in tqdm(range(s.vae_steps), desc="diffedit 1/2: AutoencoderKL", mininterval=2):
-        xb = _float(x[_pick(len(x), s.batch_size, g)]) * 2 - 1
+        xb = to_tensor(x[_pick(len(x), s.batch_size, g).numpy()]) * 2 - 1
         with _autocast(s):
-            post = vae.encode(xb).latent_dist
-            z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
-            rec = vae.decode(z).sample
-        mean, logvar = post.mean.float(), post.logvar.float()
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
+            post = vae.encode(xb).latent_dist  # diffusers' DiagonalGaussianDistribution
+            rec = vae.decode(post.sample(generator=g)).sample
+        kl = post.kl().float().mean() / post.mean[0].numel()  # per latent element
         loss = (rec.float() - xb).abs().mean() + s.kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -138,13 +95,13 @@ def train_vae(model: TextLDM, x: torch.Tensor, s: TextLDMSettings, g: torch.Gene
 
 
 @torch.no_grad()
-def encode_means(model: TextLDM, x: torch.Tensor, s: TextLDMSettings, batch: int = 512) -> torch.Tensor:
-    """Posterior means of x (N, 3, H, W) uint8, times the scaling factor: (N, C, h, w) fp32."""
+def encode_means(model: TextLDM, x: np.ndarray, s: TextLDMSettings, batch: int = 512) -> torch.Tensor:
+    """Posterior means of x (N, H, W, 3) uint8, times the scaling factor: (N, C, h, w) fp32."""
     sf = model.vae.config.scaling_factor
     out = []
     for i in range(0, len(x), batch):
         with _autocast(s):
-            out.append(model.vae.encode(_float(x[i: i + batch]) * 2 - 1).latent_dist.mean.float() * sf)
+            out.append(model.vae.encode(to_tensor(x[i: i + batch]) * 2 - 1).latent_dist.mean.float() * sf)
     return torch.cat(out)
 
 
@@ -156,12 +113,14 @@ def train_unet(model: TextLDM, z: torch.Tensor, caption_idx: torch.Tensor, table
     sched = model.noise_scheduler()
     params = [*model.unet.parameters(), *model.text_encoder.parameters()]
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.0)
+    for group in opt.param_groups:
+        group["initial_lr"] = s.lr
+    # step i runs at lr * min(1, (i + 1) / 200): the schedule starts one step in (last_epoch 0)
+    warmup = get_constant_schedule_with_warmup(opt, num_warmup_steps=200, last_epoch=0)
     model.unet.train()
     model.text_encoder.train()
     losses = []
-    for i in tqdm(range(s.unet_steps), desc="diffedit 2/2: UNet + text encoder (DDPM)", mininterval=2):
-        for group in opt.param_groups:
-            group["lr"] = s.lr * min(1.0, (i + 1) / 200)
+    for _ in tqdm(range(s.unet_steps), desc="diffedit 2/2: UNet + text encoder (DDPM)", mininterval=2):
         b = _pick(len(z), s.batch_size, g)
         drop = torch.rand(len(b), generator=g) < s.uncond_prob
         ids = table[torch.where(drop, torch.full_like(b, empty), caption_idx[b])]
@@ -175,6 +134,7 @@ def train_unet(model: TextLDM, z: torch.Tensor, caption_idx: torch.Tensor, table
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        warmup.step()
         losses.append(loss.item())
     model.eval()
     return float(np.mean(losses[-50:])) if losses else float("nan")
@@ -184,16 +144,16 @@ def train(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings) -> dict:
     """Both stages in place on ``data``'s training images. Returns a log (losses, seconds)."""
     g = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
-    x = _images(data.x_train)
+    x = data.x_train
     t0 = time.time()
     vae_loss = train_vae(model, x, s, g)
     sub = torch.randperm(len(x), generator=g)[:4096]
-    model.set_scaling_factor(float(1 / encode_means(model, x[sub], s).std()))
+    model.set_scaling_factor(float(1 / encode_means(model, x[sub.numpy()], s).std()))
     vae_seconds = time.time() - t0
     t0 = time.time()
     # the latents the UNet will see: all images, or a random pool of steps x batch of them
     pool = torch.randperm(len(x), generator=g)[: min(len(x), max(1, s.unet_steps) * s.batch_size)]
-    z = encode_means(model, x[pool], s)
+    z = encode_means(model, x[pool.numpy()], s)
     captions, inverse = np.unique(data.captions_train[pool.numpy()], return_inverse=True)
     table = model.token_ids([*captions.tolist(), ""])
     unet_loss = train_unet(model, z, torch.from_numpy(inverse.astype(np.int64)), table, len(captions), s, g)
@@ -212,7 +172,7 @@ def heldout_losses(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, n:
     the right caption, a wrong one (the digit shifted by one) and the empty caption."""
     rng = np.random.default_rng(s.seed)
     idx = rng.permutation(len(data.x_test))[:n]
-    z = encode_means(model, _images(data.x_test[idx]), s)
+    z = encode_means(model, data.x_test[idx], s)
     g = torch.Generator().manual_seed(s.seed + 1)
     noise = torch.randn(z.shape, generator=g)
     t = torch.randint(0, model.config.timesteps, (len(z),), generator=g)
@@ -249,7 +209,7 @@ def evaluate(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, source: 
     inside and outside the mask, and, with the shipped digit classifier, how many it calls
     ``target`` / ``source`` before and after."""
     x = data.x_test[:1000]
-    z = encode_means(model, _images(x), s)
+    z = encode_means(model, x, s)
     rec = torch.cat([decode(model, z[i: i + 250]) for i in range(0, len(z), 250)])
     out = {"vae_test_mse": round(float((rec - to_tensor(x)).pow(2).mean()), 6)}
     out.update(heldout_losses(model, data, s))
@@ -266,7 +226,7 @@ def evaluate(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, source: 
         edited.append(r.edited)
         masks.append(r.masks)
     edited, masks = np.concatenate(edited), np.concatenate(masks)
-    before = data.x_test[np.concatenate(list(groups.values()))].astype(np.float32) / 255
+    before = to_float(data.x_test[np.concatenate(list(groups.values()))])
     change = np.abs(edited - before).mean(-1)
     inside = (change * masks).sum() / max(masks.sum(), 1)
     outside = (change * (1 - masks)).sum() / max((1 - masks).sum(), 1)
@@ -279,7 +239,7 @@ def evaluate(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, source: 
     if clf is not None:
         net, record = clf
         pred_before = net(to_tensor(before))[0].argmax(1).numpy()
-        pred_after = net(torch.from_numpy(edited.transpose(0, 3, 1, 2).copy()))[0].argmax(1).numpy()
+        pred_after = net(to_tensor(edited))[0].argmax(1).numpy()
         check.update({"classifier": record.name,
                       "classified_target_before": round(float((pred_before == target).mean()), 4),
                       "classified_target_after": round(float((pred_after == target).mean()), 4),
@@ -287,57 +247,6 @@ def evaluate(model: TextLDM, data: CaptionedDigits, s: TextLDMSettings, source: 
                       "classified_source_after": round(float((pred_after == source).mean()), 4)})
     out["diffedit_check"] = check
     return out
-
-
-def card_text(meta: dict, metrics: dict, preset: str) -> str:
-    """The weights card: command, data, seed, steps, CPU time, measured checks."""
-    s, losses = meta["train_settings"], meta["final_losses"]
-    lines = [
-        f"# Text-conditional latent diffusion for DiffEdit — {meta['dataset']} ({preset})",
-        "",
-        "A small Stable-Diffusion-shaped model (AutoencoderKL, UNet2DConditionModel with "
-        "cross-attention, CLIPTextModel trained from scratch on a word-level caption vocabulary) "
-        "for DiffEdit counterfactuals of digit detectors (Liznerski et al., sec. \"Diffusion "
-        "Models for CE of Image AD\"). It is **not** Stable Diffusion: it knows only the captions "
-        "below.",
-        "",
-        f"- **Command:** `{meta['command']}`",
-        f"- **Data:** {meta['training_data']}; captions like \"{meta['caption_example']}\"; "
-        f"{s['uncond_prob']:.0%} of the captions replaced by the empty caption (CFG)",
-        f"- **Seed:** {s['seed']}; VAE {s['vae_steps']} steps, UNet + text encoder "
-        f"{s['unet_steps']} steps, batch {s['batch_size']}; bf16 autocast: VAE {s['bf16']}, "
-        f"UNet {s['bf16_unet']}",
-        f"- **CPU wall time:** {meta['train_seconds'] / 60:.1f} min on {meta['threads']} threads "
-        f"({meta['seconds_per_step']['vae']:.3f} s per VAE step, "
-        f"{meta['seconds_per_step']['unet']:.3f} s per UNet step)",
-        f"- **Latent scaling factor:** {meta['scaling_factor']} (1 / std of the training latents)",
-        "",
-        "| metric | value |",
-        "| --- | --- |",
-        f"| final training loss, VAE (L1 + KL, mean of the last ≤ 50 steps) | {losses['vae']} |",
-        f"| final training loss, diffusion (mean of the last ≤ 50 steps) | {losses['unet']} |",
-        f"| VAE reconstruction MSE, 1000 test images, [0, 1] scale | {metrics['vae_test_mse']} |",
-    ]
-    for name in ("right", "wrong", "empty"):
-        key = f"heldout_diffusion_loss_{name}_caption"
-        lines.append(f"| held-out diffusion loss, {name} caption (1000 test images) | {metrics[key]} |")
-    c = metrics.get("diffedit_check")
-    if c:
-        lines += ["", f"**DiffEdit check:** \"{c['source']}\" -> \"{c['target']}\" on {c['n']} test "
-                  f"images of the source digit (their colour in both prompts for cmnist), strength "
-                  f"{c['strength']}, {c['steps']} DDIM steps, guidance {c['guidance']}, seed {s['seed']}.",
-                  "", "| measure | value |", "| --- | --- |",
-                  f"| mean mask fraction | {c['mean_mask_fraction']} |",
-                  f"| mean abs. pixel change inside / outside the mask | "
-                  f"{c['mean_abs_change_inside_mask']} / {c['mean_abs_change_outside_mask']} |"]
-        if "classifier" in c:
-            lines += [f"| classified as the target before -> after ({c['classifier']}) | "
-                      f"{c['classified_target_before']} -> {c['classified_target_after']} |",
-                      f"| classified as the source before -> after | "
-                      f"{c['classified_source_before']} -> {c['classified_source_after']} |"]
-        else:
-            lines.append("| classifier check | not run (no shipped digit classifier found) |")
-    return "\n".join(lines) + "\n"
 
 
 def run(dataset: str, out: Path, settings: TextLDMSettings, preset: str = "cpu", command: str = "",
@@ -362,5 +271,5 @@ def run(dataset: str, out: Path, settings: TextLDMSettings, preset: str = "cpu",
     model, _ = load_model(folder, expect="TextLDM")  # measure what was saved (fp16 weights)
     metrics = evaluate(model, data, settings)
     write_metrics(folder, metrics)
-    (folder / "card.md").write_text(card_text(meta, metrics, preset))
+    write_card(folder)
     return folder

@@ -28,7 +28,7 @@ from xad import portable
 from xad.data import digits, semantic
 from xad.data.transforms import DataError
 from xad.models.ldm import PRESETS, LatentDiffusionAD
-from xad.explain.reconstruction import to_tensor
+from xad.tensors import to_tensor
 from xad.weights import save_model
 
 

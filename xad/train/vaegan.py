@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from xad.precision import bf16_is_fast
 from xad.models.vaegan import VAEGAN
+from xad.tensors import to_tensor
 from xad.train.augment import PROFILES, augment
 
 
@@ -58,7 +59,7 @@ def train(model: VAEGAN, images: np.ndarray, s: TrainSettings, progress: bool = 
     """Train in place on normal images (N, H, W, 3) uint8; returns what happened."""
     torch.manual_seed(s.seed)
     g = torch.Generator().manual_seed(s.seed)
-    data = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
+    data = to_tensor(images)
     model.train().to(memory_format=torch.channels_last)
     vae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
     opt_vae = torch.optim.Adam(vae_params, lr=s.lr)
