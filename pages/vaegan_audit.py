@@ -81,6 +81,8 @@ event = st.plotly_chart(fig2, key="audit_fig2", on_select="rerun", selection_mod
 figure_downloads(fig2, f"{ds.category}_fig2", key="audit-fig2")
 iou = runs.mean_iou_table(run.results, params.setups)
 st.dataframe(iou, hide_index=True)
+with st.expander("Localisation beyond max-IoU: rank and mass accuracy, pointing game, the detector's own map"):
+    st.dataframe(runs.localisation_table(run.results, params.setups), hide_index=True)
 if picked := plots_audit.selected_id(event.selection if event else None):
     st.session_state["audit_sample"] = picked
 sid = st.selectbox("Sample (or click a point above)", list(run.results["id"]), key="audit_sample")
