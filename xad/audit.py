@@ -358,7 +358,8 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: P
             "weights": weights.source if isinstance(weights, ExternalDetector) else portable(weights),
             **({"detector": weights.describe()} if isinstance(weights, ExternalDetector) else {}),
             "params": asdict(params), "samples": params.samples,
-            "backend": "torch" if params.engine == "reference" else backends.resolve(params.backend, params.device),
+            "backend": ("torch" if params.engine == "reference"
+                        else backends.resolve(params.backend, params.device)),
             "segmentation": segmentation_parameters(params.segments, params.seed),
             "tau": sc.tau, "auroc": det.auroc, "accuracy": det.accuracy,
             "confusion": det.describe(), "n_samples": len(sc.ids)}

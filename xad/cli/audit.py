@@ -112,7 +112,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="--background reference: an image of a normal part")
     au.add_argument("--input-size", type=integer(8), default=None,
                     help="--detector: the input side in px, for files whose size is not fixed")
-    au.add_argument("--setups", type=_setups, default=("S1", "S2", "S3"), help="comma-separated, e.g. S1,S3")
+    au.add_argument("--setups", type=_setups, default=("S1", "S2", "S3", "S4"),
+                    help="comma-separated, e.g. S1,S3 (default: all four, as the page)")
     au.add_argument("--samples", type=integer(10), default=5000,
                     help="LIME samples n / SHAP and ShapBPT max_evals (the paper's 5000)")
     au.add_argument("--segments", type=integer(2), default=100, help="LIME superpixels k (>= 2)")
