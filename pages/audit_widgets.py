@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,8 @@ def controls():  # noqa: ANN201 - (dataset, model, record, params, run folder or
         raise DataError(str(exc)) from exc
     if record.meta.get("category") not in (None, ds.category):
         st.warning(f"{record.name} was trained on '{record.meta['category']}', not '{ds.category}'.")
+    if run is None:  # images are made square the way the model's training made them
+        params = replace(params, resize=record.meta.get("resize", "stretch"))
     return ds, model, record, params, run
 
 

@@ -66,6 +66,7 @@ class AuditParams:
     map_mode: str = "gray_max"
     calibration: str = "test"
     resample: str = "nearest"
+    resize: str = "stretch"  # how a non-square image is made square (the model's config records it)
     bf16: bool = field(default_factory=bf16_is_fast)
     limit: int | None = None
     engine: str = "fast"  # "fast" (xad's engine) or "reference" (lime/shap/skimage as published, fp32)
@@ -115,16 +116,17 @@ def test_samples(ds: MVTecDataset, limit: int | None = None) -> list:
     return [r for r in refs if r.id in chosen]
 
 
-def load_test(ds: MVTecDataset, size: int, resample: str, limit: int | None = None):  # noqa: ANN201
+def load_test(ds: MVTecDataset, size: int, resample: str, limit: int | None = None,  # noqa: ANN201
+              resize: str = "stretch"):
     refs = test_samples(ds, limit)
-    return refs, [ds.load(r, size, resample) for r in refs]
+    return refs, [ds.load(r, size, resample, resize) for r in refs]
 
 
 def score(model: torch.nn.Module, ds: MVTecDataset, params: AuditParams) -> Scoring:
     """Step 1: reconstruct and score the test split, fit tau*."""
     external = isinstance(model, ExternalDetector)
     refs, samples = load_test(ds, model.size if external else model.config.image_size, params.resample,
-                              params.limit)
+                              params.limit, params.resize)
     images = np.stack([s.image for s in samples])
     if external:  # its own score and map; "rec" holds what hidden segments show (the background)
         scores, maps = model.scores_and_maps(images)

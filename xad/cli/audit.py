@@ -21,6 +21,16 @@ def _scheduler(text: str) -> str:
     return text
 
 
+def _resize_of(weights) -> str:  # noqa: ANN001 - a weights folder or an external detector
+    """How the model's training made images square (config.json's ``resize``; stretch by default)."""
+    from pathlib import Path
+
+    from xad.detectors import ExternalDetector
+    from xad.weights import read_record
+
+    return "stretch" if isinstance(weights, ExternalDetector) else read_record(Path(weights)).meta.get("resize", "stretch")
+
+
 def _model(args: argparse.Namespace):  # noqa: ANN202 - (model, what identifies it)
     """A shipped/own VAE-GAN weights folder, or an external detector file (ONNX / OpenVINO IR)."""
     if args.detector is None:
@@ -57,7 +67,8 @@ def _audit(args: argparse.Namespace) -> int:
     params = AuditParams(setups=args.setups, segments=args.segments, samples=args.samples, seed=args.seed,
                          error_variant=args.variant, calibration=args.calibration, limit=args.limit,
                          bf16=bf16_is_fast() if args.precision == "auto" else args.precision == "bf16",
-                         engine=args.engine, backend=args.backend, device=args.device)
+                         engine=args.engine, backend=args.backend, device=args.device,
+                         resize=_resize_of(weights))
     from xad.backends import BackendError, resolve  # issue 16: one-line error for a backend
     from xad.data.transforms import DataError
 
