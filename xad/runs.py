@@ -273,7 +273,8 @@ def sample_view(run: AuditRun, sample_id: str) -> dict:
     if ref is None:
         raise DataError(f"{ds.folder}: sample {sample_id} of run {run.path.name} is not in the test split any more")
     size = run.maps["reconstruction"].shape[1]
-    sample = ds.load(ref, size, run.info.get("params", {}).get("resample", "nearest"))
+    p = run.info.get("params", {})
+    sample = ds.load(ref, size, p.get("resample", "nearest"), p.get("resize", "stretch"))
     setups = tuple(run.info.get("params", {}).get("setups", ()))
     return {"sample": sample, "reconstruction": run.maps["reconstruction"][i],
             "anomaly_map": run.maps["anomaly_map"][i].astype(np.float32),
