@@ -166,7 +166,8 @@ def live_panel(ds: MVTecDataset, model, sample_id: str, params: audit.AuditParam
 def sample_panel(ds: MVTecDataset, model, run: runs.AuditRun, sample_id: str,  # noqa: ANN001
                  setups: tuple[str, ...], resample: str, amap_max: float | None = None) -> None:
     i = run.index(sample_id)
-    sample = ds.load(next(r for r in ds.refs("test") if r.id == sample_id), input_size(model), resample)
+    sample = ds.load(next(r for r in ds.refs("test") if r.id == sample_id), input_size(model), resample,
+                     run.info.get("params", {}).get("resize", "stretch"))
     r = run.results.iloc[i]
     fig = plots_audit.sample_row(sample.image, run.maps["reconstruction"][i],
                                  run.maps["anomaly_map"][i].astype(np.float32),
