@@ -12,7 +12,8 @@ PAGES = {
                st.Page("pages/counterfactuals.py", title="Counterfactuals",
                        icon=":material/auto_fix_high:"),
                st.Page("pages/latent_diffusion.py", title="Latent diffusion (multi-class)",
-                       icon=":material/blur_on:")],
+                       icon=":material/blur_on:"),
+               st.Page("pages/runs.py", title="Runs (history and comparison)", icon=":material/compare:")],
     "Data": [st.Page("pages/dataset_browser.py", title="Dataset browser",
                      icon=":material/photo_library:")],
 }

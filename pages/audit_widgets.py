@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from pages.audit_detector import DETECTOR_FILE, pick_detector, record_for
 from pages.common import datasets, figure_downloads
-from xad import audit, resolve
+from xad import audit, audit_live, resolve, runs
 from xad.access import confine
 from xad.plots import audit as plots_audit
 from xad.data import catalog
 from xad.data.mvtec import MVTecDataset
 from xad.data.transforms import DataError, decode_image_bytes
+from xad.detectors import ExternalDetector
 from xad.weights import WeightsError, list_models
 
 
@@ -23,6 +25,10 @@ def load_model(path: str, expect: str):  # noqa: ANN201 - (model, record)
     from xad.weights import load_model as load
 
     return load(path, expect=expect)
+
+
+def input_size(model) -> int:  # noqa: ANN001 - a VAE-GAN or an ExternalDetector
+    return model.size if isinstance(model, ExternalDetector) else model.config.image_size
 
 
 def confine_typed(typed: str, what: str) -> str:
@@ -42,11 +48,15 @@ def _pick_data_and_weights() -> tuple[MVTecDataset, str]:
     trained = [m.meta.get("category") for m in models]
     first = next((c for c in cats if c in trained), cats[0] if cats else None)
     category = st.selectbox("Category", cats, index=_index(cats, first), key="audit_category")
-    names = [m.name for m in models] + ["Your weights folder …"]
+    names = [m.name for m in models] + ["Your weights folder …", DETECTOR_FILE]
     match = next((m.name for m in models if m.meta.get("category") == category), names[0])
-    choice = st.selectbox("Weights", names, index=_index(names, match), key="audit_weights")
+    choice = st.selectbox("Detector", names, index=_index(names, match), key="audit_weights",
+                          help="A shipped VAE-GAN, your own VAE-GAN weights folder, or any detector exported to "
+                               "ONNX / OpenVINO IR (anomalib's export: outputs pred_score and anomaly_map)")
+    if choice == DETECTOR_FILE:
+        return MVTecDataset(info.path, category), pick_detector()
     path = (confine_typed(st.text_input("Weights folder", key="audit_weights_path"), "weights folder")
-            if choice == names[-1] else str(next(m.path for m in models if m.name == choice)))
+            if choice == names[-2] else str(next(m.path for m in models if m.name == choice)))
     if not path:
         raise DataError("Enter a weights folder (config.json + model.safetensors + card.md).")
     return MVTecDataset(info.path, category), path
@@ -58,7 +68,7 @@ def _pick_params() -> audit.AuditParams:
                                  "the ground truth; S3: SHAP partition explainer")
     k = st.slider("Superpixels k (LIME)", 20, 200, 100, 10, key="audit_k")
     n = st.select_slider("Samples n (LIME) / evaluations (SHAP)", [200, 500, 1000, 2000, 5000],
-                         value=1000, key="audit_n",
+                         value=5000, key="audit_n",
                          help="The paper uses 5000; the shipped audits use 1000 (about 5x faster). "
                               "Pick 5000 and run the audit for the paper's setting.")
     seed = int(st.number_input("Seed", 0, 2 ** 31 - 1, 1234, key="audit_seed"))
@@ -101,6 +111,8 @@ def controls():  # noqa: ANN201 - (dataset, model, record, params, run folder or
             ds, path = _pick_data_and_weights()
             st.header("Explanations")
             params, run = _pick_params(), None
+    if isinstance(path, ExternalDetector):
+        return ds, path, record_for(path), params, run
     try:
         model, record = load_model(path, "VAEGAN")
     except WeightsError as exc:
@@ -137,7 +149,7 @@ def live_panel(ds: MVTecDataset, model, sample_id: str, params: audit.AuditParam
                      params.resample)
     bar = st.progress(0.0, text="Explaining …")
     order = {s: i for i, s in enumerate(setups)}
-    res, x_rec, amap = audit.explain_one(model, sample, live, progress=lambda s, f: bar.progress(
+    res, x_rec, amap = audit_live.explain_one(model, sample, live, progress=lambda s, f: bar.progress(
         min(1.0, (order[s] + f) / len(setups)), text=f"{s}: {100 * f:.0f} %"))
     bar.empty()
     fig = plots_audit.sample_row(sample.image, x_rec, amap, {s: r["map"] for s, r in res.items()},
@@ -148,17 +160,16 @@ def live_panel(ds: MVTecDataset, model, sample_id: str, params: audit.AuditParam
     figure_downloads(fig, f"{sample_id.replace('/', '_')}_live", key="audit-live")
 
 
-def sample_panel(ds: MVTecDataset, model, run: audit.AuditRun, sample_id: str,  # noqa: ANN001
-                 setups: tuple[str, ...], resample: str) -> None:
+def sample_panel(ds: MVTecDataset, model, run: runs.AuditRun, sample_id: str,  # noqa: ANN001
+                 setups: tuple[str, ...], resample: str, amap_max: float | None = None) -> None:
     i = run.index(sample_id)
-    sample = ds.load(next(r for r in ds.refs("test") if r.id == sample_id), model.config.image_size,
-                     resample)
+    sample = ds.load(next(r for r in ds.refs("test") if r.id == sample_id), input_size(model), resample)
     r = run.results.iloc[i]
     fig = plots_audit.sample_row(sample.image, run.maps["reconstruction"][i],
                                  run.maps["anomaly_map"][i].astype(np.float32),
                                  {s: run.maps[s][i] for s in setups}, sample.mask,
                                  title=f"{sample_id} · alpha {r['score']:.3f} (tau* {r['tau']:.3f}) · "
-                                       f"predicted {r['predicted']}")
+                                       f"predicted {r['predicted']}", amap_max=amap_max)
     st.plotly_chart(fig, key="audit_row")
     figure_downloads(fig, sample_id.replace("/", "_"), key="audit-row")
 
@@ -178,7 +189,7 @@ def upload_panel(model, params: audit.AuditParams, tau: float) -> None:  # noqa:
         st.image(image, caption=f"{up.name}: {image.shape[1]}x{image.shape[0]} px", width=256)
         return
     bar = st.progress(0.0, text="Explaining …")
-    out = audit.explain_image(model, image, params, tau, up.name,
+    out = audit_live.explain_image(model, image, params, tau, up.name,
                               progress=lambda s, f: bar.progress(min(1.0, f), text=f"{s}: {100 * f:.0f} %"))
     bar.empty()
     st.markdown(f"**alpha = {out['score']:.3f}** against tau* = {tau:.3f}: the detector calls it "

@@ -10,7 +10,6 @@ from xad import export
 from xad.access import confine
 from xad.data import catalog
 from xad.data.transforms import DataError
-from xad.weights import WeightsError
 
 EXTRA_ROOTS = "extra_data_roots"
 

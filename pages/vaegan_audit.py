@@ -4,26 +4,34 @@ score for S1/S2/S3; a click on a point opens that sample as a Fig. 3 row."""
 import streamlit as st
 
 from pages.audit_widgets import controls, live_panel, sample_panel, upload_panel
+from pages.audit_threshold import threshold_panel
 from pages.common import figure_downloads, table_download
-from xad import audit
+from xad import audit, runs
 from xad.plots import audit as plots_audit
 from xad.data.transforms import DataError
+from xad.detectors import ExternalDetector
 from xad.export import audit_report_html
 
 st.title("VAE-GAN audit — detected for the right reason?")
 try:
     ds, model, record, params, run_folder = controls()
-    run = audit.load_run(run_folder) if run_folder else audit.open_audit(ds, record.path, params)
+    external = isinstance(model, ExternalDetector)
+    run = runs.load_run(run_folder) if run_folder else audit.open_audit(ds, record.path, params)
     sc = st.cache_data(audit.score, show_spinner="Reconstructing and scoring the test set …",
-                       hash_funcs={type(model): lambda _: str(record.path),
+                       hash_funcs={type(model): lambda m: m.fingerprint() if external else str(record.path),
                                    type(ds): lambda d: str(d.folder)})(model, ds, params)
 except (DataError, FileNotFoundError) as exc:
     st.error(str(exc))
     st.stop()
 
 det = audit.evaluate_scoring(sc)
-with st.sidebar.expander("Score and explain your own image"):
-    upload_panel(model, params, sc.tau)
+if external:
+    st.info(f"Auditing an external detector, `{record.name}`: the explained function is its score; hidden "
+            f"segments show {model.background} (a VAE-GAN's audit uses its reconstruction). The "
+            "\"reconstruction\" panels show that background.")
+else:
+    with st.sidebar.expander("Score and explain your own image"):
+        upload_panel(model, params, sc.tau)
 fit_on = ("the test labels, as the paper does" if params.calibration == "test"
           else "a held-out calibration half; the counts are on the other half")
 left, right = st.columns([2, 3])
@@ -34,6 +42,10 @@ with left:
 with right:
     st.metric("Accuracy at tau*", f"{100 * det.accuracy:.0f} %", help=f"tau* fitted on {fit_on}")
     st.markdown(f"**{det.describe()}**  \ntau* is fitted on {fit_on}. Model: `{record.name}`.")
+
+keep = sc.roles == "evaluation"
+with st.expander("Threshold what-if: move tau, see the counts", expanded=False):
+    threshold_panel(sc.scores[keep], sc.labels[keep], sc.tau, run)
 
 st.header("Max IoU vs anomaly score (Fig. 2)")
 if run is None:
@@ -54,13 +66,20 @@ if run.info.get("params", {}).get("bf16", params.bf16) != params.bf16:
 fig2 = plots_audit.fig2_scatter(run.results, params.setups)
 event = st.plotly_chart(fig2, key="audit_fig2", on_select="rerun", selection_mode="points")
 figure_downloads(fig2, f"{ds.category}_fig2", key="audit-fig2")
-iou = audit.mean_iou_table(run.results, params.setups)
+iou = runs.mean_iou_table(run.results, params.setups)
 st.dataframe(iou, hide_index=True)
 if picked := plots_audit.selected_id(event.selection if event else None):
     st.session_state["audit_sample"] = picked
 sid = st.selectbox("Sample (or click a point above)", list(run.results["id"]), key="audit_sample")
-sample_panel(ds, model, run, sid, params.setups, params.resample)
-live_panel(ds, model, sid, params)
+scale = st.radio("Anomaly-map colour scale", ["per image", "audit", "good-p99"], horizontal=True,
+                 key="audit_map_scale", format_func={"per image": "each map's own maximum",
+                                                     "audit": "one scale: the largest value in the audit",
+                                                     "good-p99": "one scale: 99th percentile of good images"}.get,
+                 help="Per-image scaling makes every map look alarming, a good image's too; one scale "
+                      "for the whole audit shows how strong a map really is.")
+sample_panel(ds, model, run, sid, params.setups, params.resample, runs.map_scale(run, scale))
+if not external:
+    live_panel(ds, model, sid, params)
 
 st.subheader("Per-sample results")
 st.dataframe(run.results, hide_index=True, height=260)
@@ -73,5 +92,6 @@ c3.download_button("HTML report", key="audit-report", on_click="ignore", mime="t
                    data=lambda: audit_report_html(run.path), icon=":material/description:",
                    file_name=f"{ds.category}_audit_report.html")
 st.caption(f"Run folder `{run.path}` · the same numbers from the command line: `python -m xad audit "
-           f"--category {ds.category} --weights {record.path} --samples {params.samples} "
+           f"--category {ds.category} {'--detector ' + model.source if external else '--weights ' + str(record.path)} "
+           f"--samples {params.samples} "
            f"--segments {params.segments} --seed {params.seed}`")

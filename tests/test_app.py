@@ -291,3 +291,69 @@ def test_server_listens_on_loopback_by_default() -> None:
 
     cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["address"] == "127.0.0.1" and cfg["server"]["enableXsrfProtection"] is True
+
+
+def test_runs_page_lists_and_compares_two_audits(tiny_industrial: Path, tiny_vaegan: Path, tmp_path: Path) -> None:
+    from xad.cli import main
+
+    for name, k in (("A", "6"), ("B", "12")):
+        assert main(["audit", "--data", str(tiny_industrial), "--category", "brick", "--weights", str(tiny_vaegan),
+                     "--setups", "S1", "--samples", "20", "--segments", k, "--out", str(tmp_path / name)]) == 0
+    at = AppTest.from_file(str(ROOT / "pages/runs.py"), default_timeout=TIMEOUT)
+    at.session_state["runs_extra_folders"] = [str(tmp_path)]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = at.selectbox(key="runs_a").options  # "<run folder> · <category> · n=… k=… · <date>"
+    a, b = (next(text for text in labels if text.startswith(f"{n} · ")) for n in "AB")
+    at.selectbox(key="runs_a").set_value(a).run()
+    at.selectbox(key="runs_b").set_value(b).run()
+    assert not at.exception, [e.value for e in at.exception]
+    setups = at.dataframe[1].value
+    assert list(setups["setup"]) == ["S1"] and setups["n"].iloc[0] == 4
+    at.selectbox(key="runs_sample").set_value("brick/test/crack/000").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 3  # the overlay and the sample from both runs
+
+
+def test_threshold_what_if_moves_the_counts_live() -> None:
+    """On the shipped brick audit (the page's default): tau* first, then a threshold above every score calls nothing anomalous."""
+    at = _run("pages/vaegan_audit.py")
+    counts = {m.label: m.value for m in at.metric if m.label in ("TP", "FP", "TN", "FN")}
+    run = next(p for p in Path(ROOT / "weights" / "vaegan" / "xad-brick-cpu" / "audits").iterdir())
+    import pandas as pd
+
+    r = pd.read_csv(run / "results.csv")
+    pred, bad = r["predicted"] == "anomalous", r["label"] == "anomalous"
+    assert counts == {"TP": str((pred & bad).sum()), "FP": str((pred & ~bad).sum()),
+                      "TN": str((~pred & ~bad).sum()), "FN": str((~pred & bad).sum())}
+    slider = at.slider(key="audit_whatif_tau")
+    slider.set_value(slider.max).run()
+    assert not at.exception
+    after = {m.label: m.value for m in at.metric if m.label in ("TP", "FP", "TN", "FN")}
+    assert after == {"TP": "0", "FP": "0", "TN": str((~bad).sum()), "FN": str(bad.sum())}
+
+
+def test_audit_page_audits_an_onnx_detector(tiny_industrial: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from tests.test_detectors import PatchCoreStyle, export
+    from xad.data.mvtec import MVTecDataset
+
+    ds = MVTecDataset(tiny_industrial, "brick")
+    onnx = export(PatchCoreStyle(np.stack([ds.load(r, 32).image for r in ds.refs("train")])), 32,
+                  tmp_path / "patchcore.onnx")
+    at = AppTest.from_file(str(ROOT / "pages/vaegan_audit.py"), default_timeout=TIMEOUT)
+    at.session_state["extra_data_roots"] = [str(tiny_industrial)]
+    at.run()
+    at.selectbox(key="audit_dataset").select_index(len(at.selectbox(key="audit_dataset").options) - 1).run()
+    at.selectbox(key="audit_weights").set_value("An ONNX / OpenVINO detector …").run()
+    assert any("Upload an ONNX detector or give a file" in e.value for e in at.error)
+    at.text_input(key="audit_detector_path").input(str(onnx)).run()
+    at.multiselect(key="audit_setups").set_value(["S1"]).run()
+    at.select_slider(key="audit_n").set_value(200).run()
+    at.slider(key="audit_k").set_value(30).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Auditing an external detector, `patchcore.onnx`" in i.value for i in at.info)
+    at.button(key="audit_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
+    assert any("--detector " + str(onnx) in c.value for c in at.caption)

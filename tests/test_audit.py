@@ -1,14 +1,13 @@
 """The whole audit on a tiny model and data: table columns, maps, caching, resume, report, CLI."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from xad import audit
+from xad import audit, runs
 from xad.data.mvtec import MVTecDataset
 from xad.weights import load_model
 
@@ -32,7 +31,7 @@ def test_results_table_and_maps(run: Path) -> None:
     assert bad[["iou_S1", "iou_S2", "iou_S3"]].notna().all().all()
     assert ((bad["iou_S1"] > 0) & (bad["iou_S1"] <= 1)).all()
     assert (r["predicted"] == np.where(r["score"] >= r["tau"], "anomalous", "good")).all()
-    loaded = audit.load_run(run)
+    loaded = runs.load_run(run)
     assert loaded.maps["S1"].shape == (6, 32, 32) and loaded.maps["reconstruction"].shape == (6, 32, 32, 3)
     assert list(loaded.maps["ids"]) == list(r["id"])
     assert loaded.info["params"]["samples"] == 40 and "confusion" in loaded.info

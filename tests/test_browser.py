@@ -153,7 +153,7 @@ def test_vaegan_audit_click_on_the_scatter(page, server: str) -> None:  # noqa: 
     settle(page)
     page.get_by_text("Max IoU vs anomaly score (Fig. 2)").first.wait_for()
     no_exception(page)
-    fig2 = page.locator(".js-plotly-plot").nth(1)
+    fig2 = page.locator(".js-plotly-plot").filter(has_text="Max IoU vs anomaly score (Fig. 2)").first
     fig2.locator(".scatterlayer").first.wait_for()
     # the first trace of the first panel that has points; its first point's sample id
     trace, sample_id = fig2.evaluate(
@@ -163,7 +163,8 @@ def test_vaegan_audit_click_on_the_scatter(page, server: str) -> None:  # noqa: 
     point = fig2.locator(".scatterlayer").first.locator(".trace").nth(trace).locator("path.point").first
     point.click(force=True)
     settle(page)
-    row_title = page.locator(".js-plotly-plot").nth(2).locator(".gtitle").text_content()
+    row_title = page.locator(".js-plotly-plot").filter(has_text="x' (reconstruction)").first.locator(
+        ".gtitle").text_content()
     assert sample_id in row_title
     no_exception(page)
     shot(page, "vaegan_audit")
@@ -173,6 +174,80 @@ def test_vaegan_audit_click_on_the_scatter(page, server: str) -> None:  # noqa: 
     settle(page)
     no_exception(page)
     shot(page, "vaegan_audit_live")
+
+
+def test_vaegan_audit_threshold_what_if(page, server: str) -> None:  # noqa: ANN001
+    """The tau slider moves the confusion counts live: at the top of its range nothing is anomalous."""
+    page.goto(f"{server}/vaegan_audit")
+    settle(page)
+    page.get_by_text("Threshold what-if: move tau, see the counts").click()
+    slider = page.get_by_test_id("stSlider").filter(has_text="Threshold tau")
+    slider.wait_for()
+
+    def count(name: str) -> str:
+        return page.get_by_test_id("stMetric").filter(has_text=name).first.get_by_test_id(
+            "stMetricValue").text_content().strip()
+
+    before = count("TP")
+    assert int(before) > 0
+    thumb = slider.get_by_role("slider")
+    thumb.focus()
+    thumb.press("End")
+    settle(page)
+    assert count("TP") == "0" and count("FP") == "0"
+    assert int(count("FN")) >= int(before)
+    no_exception(page)
+    shot(page, "vaegan_audit_threshold")
+
+
+def test_vaegan_audit_page_audits_an_uploaded_onnx(page, server: str, tmp_path: Path) -> None:  # noqa: ANN001
+    """Upload a PatchCore-style ONNX detector (anomalib's output names) and audit 4 test images."""
+    import numpy as np
+
+    from tests.test_detectors import PatchCoreStyle, export
+    from xad.data.mvtec import MVTecDataset
+
+    ds = MVTecDataset(ROOT / "data" / "xad_industrial", "brick")  # the page's default category
+    train = np.stack([ds.load(r, 128).image for r in ds.refs("train")[:40]])
+    onnx = export(PatchCoreStyle(train, bank_size=2048), 128, tmp_path / "brick-patchcore.onnx")
+    page.goto(f"{server}/vaegan_audit")
+    settle(page)
+    choose(page, "Detector", "An ONNX / OpenVINO detector …")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(onnx))
+    settle(page)
+    page.get_by_text("Auditing an external detector", exact=False).first.wait_for()
+    for label in ("Superpixels k", "Samples n"):  # the smallest k and n: a quick audit
+        thumb = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider")
+        thumb.focus()
+        thumb.press("Home")
+        settle(page)
+    limit = page.get_by_test_id("stNumberInput").filter(has_text="Quick look").locator("input")
+    limit.fill("4")
+    limit.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Run audit").click()
+    page.get_by_text("Max IoU vs anomaly score (Fig. 2)").first.wait_for(timeout=600_000)
+    settle(page)
+    page.locator(".js-plotly-plot").filter(has_text="Max IoU vs anomaly score (Fig. 2)").first.wait_for()
+    no_exception(page)
+    shot(page, "vaegan_audit_onnx")
+
+
+def test_runs_page_compares_two_audits(page, server: str) -> None:  # noqa: ANN001
+    from xad.cli import main
+    from xad.runs import AUDIT_CACHE
+
+    for name, k in (("browser-A", "20"), ("browser-B", "40")):  # the newest two: the page's default pair
+        assert main(["audit", "--category", "hexnut", "--weights", str(ROOT / "weights/vaegan/xad-hexnut-cpu"),
+                     "--setups", "S1", "--samples", "50", "--segments", k, "--limit", "4",
+                     "--out", str(AUDIT_CACHE / name)]) == 0
+    page.goto(f"{server}/runs")
+    settle(page)
+    page.get_by_text("Mean max-IoU per setup, over the common anomalous samples").wait_for()
+    no_exception(page)
+    page.get_by_text("Pick two different runs").wait_for(state="detached")
+    page.locator(".js-plotly-plot").filter(has_text="both runs (Fig. 2 overlay)").first.wait_for()
+    shot(page, "runs")
 
 
 def _slide(pg, label: str, presses: int) -> float:  # noqa: ANN001

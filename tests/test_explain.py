@@ -139,10 +139,31 @@ def test_quickshift_tree_cut_equals_skimage() -> None:
 
     img = skimage.data.coffee()[::6, ::6].astype(np.float64) / 255
     tree = QuickshiftTree(img, seed=1234)
-    for max_dist in (0.5, 2.0, 4.0, 9.0):
-        ref = quickshift(img, kernel_size=2, max_dist=max_dist, ratio=0.95, sigma=0.05,
-                         convert2lab=False, rng=1234)
+    counts = set()
+    for max_dist in (0.5, 2.0, 4.0, 9.0, 20.0):  # the notebook's call: skimage's default convert2lab
+        ref = quickshift(img, kernel_size=2, max_dist=max_dist, ratio=0.95, sigma=0.05, rng=1234)
         np.testing.assert_array_equal(tree.labels(max_dist), ref)
+        counts.add(int(ref.max()) + 1)
+    assert len(counts) >= 4  # the cuts differ: the test compares real segmentations
+    rgb = quickshift(img, kernel_size=2, max_dist=4.0, ratio=0.95, sigma=0.05, rng=1234,
+                     convert2lab=False)
+    assert not np.array_equal(tree.labels(4.0), rgb)  # Lab, not RGB
+
+
+def test_fast_bisection_equals_the_reference_bisection_in_lab() -> None:
+    import skimage.data
+
+    from xad.explain.segmentation import QUICKSHIFT, parameters, quickshift_k_reference
+
+    img = skimage.data.astronaut()[100:228:4, 150:278:4].astype(np.float32) / 255  # 32 px
+    fast, ref = quickshift_k(img, k=25, seed=1234), quickshift_k_reference(img, k=25, seed=1234)
+    assert fast.max_dist == ref.max_dist and fast.n == ref.n
+    np.testing.assert_array_equal(fast.labels, ref.labels)
+    assert QUICKSHIFT["convert2lab"] is True
+    assert parameters(100, 1234) == {"method": "quickshift", "kernel_size": 2, "ratio": 0.95,
+                                          "sigma": 0.05, "convert2lab": True, "rng": 1234,
+                                          "segments": 100, "max_dist_low": 0.0,
+                                          "max_dist_high": 100.0, "max_steps": 40}
 
 
 def test_fast_fp32_path_equals_the_reference_mode_on_a_model(tiny_industrial) -> None:  # noqa: ANN001
@@ -154,10 +175,46 @@ def test_fast_fp32_path_equals_the_reference_mode_on_a_model(tiny_industrial) ->
     ds = MVTecDataset(tiny_industrial, "brick")
     sample = ds.load(ds.refs("test", "hole")[0], 32)
     x_rec = reconstruct(model, sample.image[None], bf16=False)[0]
-    common = dict(setups=("S1", "S2", "S3"), segments=12, samples=60, bf16=False)
-    fast = audit.explain_sample(sample.image, x_rec, sample.mask, model, audit.AuditParams(**common))
+    common = dict(setups=("S1", "S2", "S3", "S4"), segments=12, samples=60, bf16=False)
+    fast = audit.explain_sample(sample.image, x_rec, sample.mask, model,
+                                audit.AuditParams(**common, backend="torch"))
     ref = audit.explain_sample(sample.image, x_rec, sample.mask, model,
                                audit.AuditParams(**common, engine="reference"))
-    for setup in ("S1", "S2", "S3"):
+    for setup in ("S1", "S2", "S3", "S4"):
         np.testing.assert_allclose(fast[setup]["map"], ref[setup]["map"], rtol=1e-5, atol=1e-6)
         assert fast[setup]["iou"] == pytest.approx(ref[setup]["iou"])
+
+
+def test_shapbpt_equals_shap_bpt_called_directly() -> None:
+    """S4 through xad (masks to the error function, and images composed in numpy) gives what
+    ``shap_bpt.Explainer`` gives when called by hand with the published recipe."""
+    import shap_bpt
+
+    from xad.explain import bpt as xbpt
+
+    torch.manual_seed(0)
+    model = VAEGAN(PRESETS["tiny"]).eval()
+    rng = np.random.default_rng(4)
+    x = rng.random((32, 32, 3), dtype=np.float32)
+    x_rec = reconstruct(model, x[None], bf16=False)[0]
+    f = error_function(model, bf16=False, backend="torch")
+
+    def f_masked(masks: np.ndarray) -> np.ndarray:  # shap_bpt's contract: (N, H, W) bool -> (N, 1)
+        return f(np.where(masks[..., None], x, x_rec).astype(np.float32))[:, None]
+
+    image = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+    direct = shap_bpt.Explainer(f_masked, image, num_explained_classes=1).explain_instance(
+        150, method="BPT", batch_size=xbpt.BATCH_SIZE)[0]
+    ours = xbpt.explain(f, x, x_rec, max_evals=150)
+    plain = xbpt.explain(lambda b: f(b), x, x_rec, max_evals=150)  # no .masked: numpy images
+    assert ours.attribution.shape == (32, 32) and 140 <= ours.evaluations <= 152
+    np.testing.assert_allclose(ours.attribution, direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(plain.attribution, direct, rtol=1e-5, atol=1e-6)
+    assert np.abs(direct).max() > 0 and len(np.unique(direct)) > 4
+    # Owen values are efficient: they sum to f(x) - f(x') (all shown minus all hidden)
+    total = f(x[None])[0] - f(x_rec[None])[0]
+    assert ours.attribution.sum() == pytest.approx(total, rel=1e-3)
+    axis = xbpt.explain(f, x, x_rec, max_evals=150, method="AA")
+    assert not np.allclose(axis.attribution, ours.attribution)
+    with pytest.raises(ValueError, match="method"):
+        xbpt.explain(f, x, x_rec, max_evals=150, method="LIME")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from xad import audit
+from xad import audit, audit_live, runs
 from xad.data.catalog import resolve_mvtec
 from xad.weights import WEIGHTS_DIR, list_models, load_model
 
@@ -46,7 +46,7 @@ def test_bf16_explanations_agree_with_fp32(record) -> None:  # noqa: ANN001
     rho, iou = {"S1": [], "S3": []}, {(s, b): [] for s in ("S1", "S3") for b in (False, True)}
     for ref in refs:
         sample = ds.load(ref, 128, "nearest")
-        out = {b: audit.explain_one(model, sample, audit.AuditParams(setups=("S1", "S3"), samples=1000,
+        out = {b: audit_live.explain_one(model, sample, audit.AuditParams(setups=("S1", "S3"), samples=1000,
                                                                       bf16=b))[0] for b in (False, True)}
         for s in ("S1", "S3"):
             rho[s].append(spearmanr(out[False][s]["map"].ravel(), out[True][s]["map"].ravel())[0])
@@ -61,10 +61,10 @@ def test_bf16_explanations_agree_with_fp32(record) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("record", VAEGANS, ids=lambda r: r.name)
 def test_shipped_audit_matches_a_fresh_scoring(record) -> None:  # noqa: ANN001
-    runs = sorted(Path(record.path, "audits").glob("*/results.csv"))
-    if not runs:
+    found = sorted(Path(record.path, "audits").glob("*/results.csv"))
+    if not found:
         pytest.skip("no audit shipped with this model")
-    run = audit.load_run(runs[0].parent)
+    run = runs.load_run(found[0].parent)
     model, _ = load_model(record.path)
     ds = resolve_mvtec("embedded", record.meta["category"])
     params = audit.AuditParams(**dict(run.info["params"], setups=tuple(run.info["params"]["setups"])))

@@ -2,7 +2,8 @@
 
 1. score every test image (reconstruction, anomaly map, alpha) and fit tau* (on the test labels as
    the paper does, or on a held-out calibration half);
-2. explain every sample in each setup (S1/S2 LIME, S3 SHAP) and find its optimal-threshold IoU;
+2. explain every sample in each setup (S1/S2 LIME, S3 SHAP, S4 ShapBPT: the authors' later method,
+   not in the 2024 paper) and find its optimal-threshold IoU and the localisation metrics;
 3. write ``results.csv``, ``maps.npz`` and ``run.json`` to a folder keyed by a hash of data,
    weights and parameters. Per-sample work is a pure function dispatched through joblib; finished
    samples are kept in ``partial/`` so an interrupted run resumes where it stopped.
@@ -14,9 +15,7 @@ import hashlib
 import json
 import os
 import time
-import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -26,26 +25,32 @@ import torch
 from joblib import Parallel, delayed
 
 from xad.precision import bf16_is_fast
-from xad import REPO_ROOT, __version__, portable
+from xad import __version__, backends, portable
 from xad.data.mvtec import MVTecDataset
 from xad.data.transforms import DataError
+from xad.explain import bpt as xbpt
 from xad.explain import lime as xlime
 from xad.explain import shap as xshap
 from xad.explain.reconstruction import error_function, reconstruct
+from xad.explain.segmentation import parameters as segmentation_parameters
 from xad.explain.segmentation import segments_for
+from xad.detectors import ExternalDetector
 from xad.metrics.detection import anomaly_map, anomaly_score, evaluate, predicted_anomalous, tau_star
-from xad.metrics.localisation import optimal_iou
+from xad.metrics.localisation import EXPLANATION_METRICS, MAP_METRICS, localisation, optimal_iou
+from xad.runfolder import atomic_write, remove_empty, run_lock
+from xad.runs import AUDIT_CACHE, AuditRun, find_run, load_run, run_key
 
-SETUPS = ("S1", "S2", "S3")
-#: Mean max-IoU over defective test images in Rashid et al. (recomputed from their CSVs).
-PAPER_MEAN_IOU = {"hazelnut": {"S1": 0.357, "S2": 0.517, "S3": 0.443},
-                  "screw": {"S1": 0.215, "S2": 0.630, "S3": 0.329}}
+SETUPS = ("S1", "S2", "S3", "S4")  # S4: ShapBPT, the authors' later method (not in the 2024 paper)
 #: Where finished runs are cached (``$XAD_CACHE/audits``, default ``runs/audits`` in the checkout).
-CACHE_DIR = Path(os.environ.get("XAD_CACHE", REPO_ROOT / "runs")) / "audits"
+CACHE_DIR = AUDIT_CACHE
 #: Bumped whenever the engine's numbers change for the same inputs, so stale cached runs are not reused.
-ENGINE_REVISION = 2
+ENGINE_REVISION = 3  # 3: quickshift in Lab as published (convert2lab=True)
 COLUMNS = ["id", "category", "defect", "label", "score", "predicted", "correct", "tau", "role",
-           *[f"{m}_{s}" for m in ("iou", "theta", "seconds") for s in SETUPS]]
+           *[f"{m}_{s}" for m in ("iou", "theta", "seconds") for s in SETUPS],
+           # localisation beside max-IoU (xad.metrics.localisation): per explanation, and for the
+           # detector's own anomaly map m (empty where the mask is empty)
+           *[f"{m}_{s}" for m in EXPLANATION_METRICS for s in SETUPS],
+           *[f"{m}_map" for m in MAP_METRICS]]
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class AuditParams:
 
     setups: tuple[str, ...] = SETUPS
     segments: int = 100
-    samples: int = 1000  # the paper uses 5000; the dashboard's default and shipped audits use 1000
+    samples: int = 5000  # the paper's n (LIME samples, SHAP and ShapBPT evaluations)
     seed: int = 1234
     error_variant: str = "sse"
     map_mode: str = "gray_max"
@@ -64,10 +69,15 @@ class AuditParams:
     bf16: bool = field(default_factory=bf16_is_fast)
     limit: int | None = None
     engine: str = "fast"  # "fast" (xad's engine) or "reference" (lime/shap/skimage as published, fp32)
+    backend: str = "auto"  # the fast engine's model calls: auto|torch|openvino|onnxruntime (xad.backends)
+    device: str = "cpu"  # cpu|cuda (cuda: torch only)
 
     def __post_init__(self) -> None:
         if self.engine not in ("fast", "reference"):
             raise ValueError("engine must be 'fast' or 'reference'")
+        if self.backend not in ("auto", *backends.BACKENDS) or self.device not in backends.DEVICES:
+            raise ValueError(f"backend must be auto or one of {', '.join(backends.BACKENDS)}, "
+                             f"device one of {', '.join(backends.DEVICES)}")
         if not set(self.setups) <= set(SETUPS) or not self.setups:
             raise ValueError(f"setups must be a non-empty subset of {SETUPS}")
         if self.calibration not in ("test", "heldout"):
@@ -112,11 +122,19 @@ def load_test(ds: MVTecDataset, size: int, resample: str, limit: int | None = No
 
 def score(model: torch.nn.Module, ds: MVTecDataset, params: AuditParams) -> Scoring:
     """Step 1: reconstruct and score the test split, fit tau*."""
-    refs, samples = load_test(ds, model.config.image_size, params.resample, params.limit)
+    external = isinstance(model, ExternalDetector)
+    refs, samples = load_test(ds, model.size if external else model.config.image_size, params.resample,
+                              params.limit)
     images = np.stack([s.image for s in samples])
-    rec = reconstruct(model, images, bf16=False)  # x' is the reference: fp32 (bf16 only for f)
-    maps = anomaly_map(images.astype(np.float32) / 255, rec, params.map_mode)
-    scores = anomaly_score(maps)
+    if external:  # its own score and map; "rec" holds what hidden segments show (the background)
+        scores, maps = model.scores_and_maps(images)
+        rec = np.stack([model.hidden(im.astype(np.float32) / 255) for im in images])
+        extra = {"has_map": maps is not None}
+        maps = np.zeros(images.shape[:3], np.float32) if maps is None else maps
+    else:
+        rec = reconstruct(model, images, bf16=False)  # x' is the reference: fp32 (bf16 only for f)
+        maps = anomaly_map(images.astype(np.float32) / 255, rec, params.map_mode)
+        scores, extra = anomaly_score(maps), {"has_map": True}
     labels = np.array([s.is_anomalous for s in samples], dtype=int)
     roles = calibration_roles(labels, params.seed) if params.calibration == "heldout" else \
         np.full(len(labels), "evaluation")
@@ -126,7 +144,7 @@ def score(model: torch.nn.Module, ds: MVTecDataset, params: AuditParams) -> Scor
                         f"these {fit.sum()} samples hold only one kind")
     tau = tau_star(scores[fit], labels[fit])
     return Scoring([s.id for s in samples], labels, [r.defect for r in refs], images,
-                   [s.mask for s in samples], rec, maps.astype(np.float32), scores, roles, tau)
+                   [s.mask for s in samples], rec, maps.astype(np.float32), scores, roles, tau, extra)
 
 
 def evaluate_scoring(sc: Scoring):  # noqa: ANN201 - a DetectionResult
@@ -155,15 +173,24 @@ def explain_sample(image: np.ndarray, x_rec: np.ndarray, mask: np.ndarray | None
     """
     x = image.astype(np.float32) / 255
     reference = params.engine == "reference"
-    f = error_function(model, params.error_variant, bf16=params.bf16 and not reference, fast=not reference)
+    external = isinstance(model, ExternalDetector)
+    if external:  # the explained function: the detector's own score of the perturbed image
+        f = model.explained
+    else:
+        f = (error_function(model, params.error_variant, bf16=False, fast=False) if reference else
+             error_function(model, params.error_variant, bf16=params.bf16, backend=params.backend,
+                            device=params.device))
+    seg_rec = x if external else x_rec  # S1/S2 segment the image itself where there is no x'
     out: dict = {}
     for setup in params.setups:
         t0 = time.perf_counter()
         tick = (lambda frac, s=setup: progress(s, frac)) if progress else None
         if setup == "S3":
             attribution = xshap.explain(f, x, x_rec, max_evals=params.samples).attribution
+        elif setup == "S4":  # the reference engine hands shap_bpt images composed in numpy
+            attribution = xbpt.explain(f, x, x_rec, max_evals=params.samples).attribution
         else:
-            seg = segments_for(setup, x, x_rec, mask, params.segments, params.seed, reference)
+            seg = segments_for(setup, x, seg_rec, mask, params.segments, params.seed, reference)
             attribution = (xlime.explain_reference(f, x, x_rec, seg.labels, params.samples, params.seed)
                            if reference else
                            xlime.explain(f, x, x_rec, seg.labels, params.samples, params.seed,
@@ -173,7 +200,7 @@ def explain_sample(image: np.ndarray, x_rec: np.ndarray, mask: np.ndarray | None
         curve = optimal_iou(attribution, mask) if mask is not None else None
         out[setup] = {"map": attribution.astype(np.float32), "seconds": time.perf_counter() - t0,
                       "iou": None if curve is None else curve.max_iou,
-                      "theta": None if curve is None else curve.theta}
+                      "theta": None if curve is None else curve.theta, **localisation(attribution, mask)}
     return out
 
 
@@ -185,32 +212,24 @@ def _sha(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def _identity(weights: Path | ExternalDetector) -> str:
+    """What makes a model's numbers: a weights folder's architecture and tensors (not its card or
+    metrics), or an external detector's fingerprint (file bytes, outputs used, background)."""
+    if isinstance(weights, ExternalDetector):
+        return weights.fingerprint()
+    weights = Path(weights)
+    cfg = json.loads((weights / "config.json").read_text())
+    architecture = json.dumps({"class": cfg.get("class"), "config": cfg.get("config")}, sort_keys=True)
+    return architecture + "|" + _sha([weights / "model.safetensors"])
+
+
 def audit_key(ds: MVTecDataset, weights: Path, params: AuditParams) -> str:
     """Hash of the test data (file bytes), the weights (config + tensors) and the parameters."""
     refs = test_samples(ds, params.limit)
     files = [r.image_path for r in refs] + [r.mask_path for r in refs if r.mask_path]
-    weights = Path(weights)
-    cfg = json.loads((weights / "config.json").read_text())
-    architecture = json.dumps({"class": cfg.get("class"), "config": cfg.get("config")}, sort_keys=True)
-    parts = [_sha(files), architecture, _sha([weights / "model.safetensors"]),  # not card or metrics
-             json.dumps(asdict(params), sort_keys=True), __version__, str(ENGINE_REVISION)]
+    parts = [_sha(files), _identity(weights), json.dumps(asdict(params), sort_keys=True), __version__,
+             str(ENGINE_REVISION)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def find_run(key: str, roots: list[Path]) -> Path | None:
-    """A finished run with this key under any of ``roots`` (``<root>/*-<key>/results.csv``)."""
-    for root in roots:
-        for run in sorted(Path(root).glob(f"*-{key}")):
-            if (run / "results.csv").is_file() and (run / "maps.npz").is_file():
-                return run
-    return None
-
-
-def _run_key(run: Path) -> str | None:
-    try:
-        return json.loads((run / "run.json").read_text()).get("key")
-    except (OSError, ValueError):
-        return None
 
 
 def sample_keys(ds: MVTecDataset, weights: Path, params: AuditParams, ids: list[str],
@@ -218,9 +237,8 @@ def sample_keys(ds: MVTecDataset, weights: Path, params: AuditParams, ids: list[
     """One key per sample for its explanation: the sample's id and file bytes, the weights and the
     parameters that shape it (not ``limit`` or ``calibration``, which only choose and threshold
     samples), so a run resumed with another ``--limit`` keeps what still fits and nothing else."""
-    weights = Path(weights)
     shaping = {k: v for k, v in asdict(params).items() if k not in ("limit", "calibration")}
-    base = "|".join([_sha([weights / "config.json", weights / "model.safetensors"]),
+    base = "|".join([_identity(weights),
                      json.dumps(shaping, sort_keys=True), __version__, str(ENGINE_REVISION)])
     files = [[r.image_path] + ([r.mask_path] if r.mask_path else []) for r in refs]
     return [hashlib.sha256(f"{base}|{sid}|{_sha(f)}".encode()).hexdigest()[:20] for sid, f in zip(ids, files)]
@@ -229,32 +247,33 @@ def sample_keys(ds: MVTecDataset, weights: Path, params: AuditParams, ids: list[
 def run_audit(ds: MVTecDataset, model: torch.nn.Module, weights: Path, params: AuditParams,
               out: Path | None = None, n_jobs: int = 1,
               progress: Callable[[int, int, str], None] | None = None,
-              notice: Callable[[str], None] | None = None) -> Path:
+              notice: Callable[[str], None] | None = None, scheduler: str | None = None) -> Path:
     """Score, explain every sample, write the run folder; reuse a finished run with the same key.
 
     Finished samples wait in ``partial/<sample key>.npz`` (:func:`sample_keys`): an interrupted run
     resumes them; results of other parameters or data are discarded (``notice`` says how many). A
-    lock file keeps a second writer out of the same folder."""
+    lock file keeps a second writer out of the same folder. ``scheduler``: None (this process, or
+    ``n_jobs`` joblib workers) or a Dask scheduler (:mod:`xad.scheduler`); the same results either way."""
     key = audit_key(ds, weights, params)
-    if out is not None and _run_key(Path(out)) == key and (Path(out) / "results.csv").is_file():
+    if out is not None and run_key(Path(out)) == key and (Path(out) / "results.csv").is_file():
         return Path(out)
-    if out is None and (done := find_run(key, [CACHE_DIR, Path(weights) / "audits"])) is not None:
+    if out is None and (done := find_run(key, _roots(weights))) is not None:
         return done
     run = Path(out) if out else CACHE_DIR / f"{ds.category}-{key}"
     created = not run.exists()
     try:
         with run_lock(run):
             try:
-                return _run_locked(run, ds, model, weights, params, key, n_jobs, progress, notice)
+                return _run_locked(run, ds, model, weights, params, key, (n_jobs, scheduler), progress, notice)
             finally:  # no empty leftovers (finished samples stay for the resume)
-                _remove_empty(run / "partial")
+                remove_empty(run / "partial")
     finally:
         if created:
-            _remove_empty(run)
+            remove_empty(run)
 
 
 def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Path, params: AuditParams,
-                key: str, n_jobs: int, progress: Callable[[int, int, str], None] | None,
+                key: str, workers: tuple[int, str | None], progress: Callable[[int, int, str], None] | None,
                 notice: Callable[[str], None] | None) -> Path:
     sc = score(model, ds, params)
     keys = sample_keys(ds, weights, params, sc.ids, test_samples(ds, params.limit))
@@ -267,11 +286,8 @@ def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Pa
         notice(f"{len(stale)} unfinished results in {partial} were made with other parameters or data; "
                "discarded")
     todo = [i for i, k in enumerate(keys) if not (partial / f"{k}.npz").is_file()]
-    jobs = (delayed(_explain_to_disk)(partial / f"{keys[i]}.npz", i, sc.images[i], sc.reconstructions[i],
-                                      sc.masks[i], model, params) for i in todo)
     finished = len(sc.ids) - len(todo)
-    for i in Parallel(n_jobs=n_jobs, backend="loky" if n_jobs > 1 else "sequential",
-                      return_as="generator")(jobs):
+    for i in _explained(sc, todo, [partial / f"{k}.npz" for k in keys], model, weights, params, *workers):
         finished += 1
         if progress:
             progress(finished, len(sc.ids), sc.ids[i])
@@ -279,65 +295,37 @@ def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Pa
     return run
 
 
-def _remove_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()  # only if empty
-    except OSError:
-        pass
+def _explained(sc: Scoring, todo: list[int], paths: list[Path], model: torch.nn.Module, weights: Path,
+               params: AuditParams, n_jobs: int, scheduler: str | None):  # noqa: ANN202 - Iterator[int]
+    """Explain the samples ``todo`` and save each into its partial file as it finishes; yields indices."""
+    if isinstance(model, ExternalDetector) and (n_jobs > 1 or scheduler is not None):
+        raise DataError("an external detector (ONNX / OpenVINO / callable) is audited in this process: "
+                        "leave out --jobs and --scheduler")
+    if scheduler is not None:
+        from xad.scheduler import explain_on_cluster
 
-
-@contextmanager
-def run_lock(run: Path) -> Iterator[None]:
-    """Hold ``<run>/.lock`` (holding the PID) while writing a run folder; a second writer gets a
-    DataError naming the PID. A lock left by a process that no longer runs is taken over."""
-    run.mkdir(parents=True, exist_ok=True)
-    lock = run / ".lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            pid = _lock_pid(lock)
-            if pid is not None and _alive(pid):
-                raise DataError(f"{run}: run folder in use by PID {pid}; wait for it or choose another --out") \
-                    from None
-            lock.unlink(missing_ok=True)  # stale: its writer is gone
-    else:
-        raise DataError(f"{run}: could not take the run folder's lock {lock}")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _lock_pid(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().strip() or "x")
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        items = [(i, sc.images[i], sc.reconstructions[i], sc.masks[i]) for i in todo]
+        for i, res in explain_on_cluster(scheduler, explain_sample, str(Path(weights).resolve()), items, params):
+            _save_sample(paths[i], res)
+            yield i
+        return
+    jobs = (delayed(_explain_to_disk)(paths[i], i, sc.images[i], sc.reconstructions[i], sc.masks[i], model, params)
+            for i in todo)
+    yield from Parallel(n_jobs=n_jobs, backend="loky" if n_jobs > 1 else "sequential", return_as="generator")(jobs)
 
 
 def _explain_to_disk(path: Path, i: int, image: np.ndarray, x_rec: np.ndarray, mask, model, params) -> int:  # noqa: ANN001
-    res = explain_sample(image, x_rec, mask, model, params)
+    _save_sample(path, explain_sample(image, x_rec, mask, model, params))
+    return i
+
+
+def _save_sample(path: Path, res: dict) -> None:
     arrays = {f"map_{s}": r["map"] for s, r in res.items()}
-    meta = {s: {k: r[k] for k in ("iou", "theta", "seconds")} for s, r in res.items()}
+    meta = {s: {k: r[k] for k in ("iou", "theta", "seconds", *EXPLANATION_METRICS)} for s, r in res.items()}
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         np.savez_compressed(f, meta=json.dumps(meta), **arrays)
     tmp.rename(path)  # atomic: a crash never leaves half a sample
-    return i
 
 
 def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: Path, params: AuditParams,
@@ -355,71 +343,33 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: P
                "tau": sc.tau, "role": sc.roles[i]}
         for s in SETUPS:
             m = meta.get(s, {})
-            row |= {f"iou_{s}": m.get("iou"), f"theta_{s}": m.get("theta"), f"seconds_{s}": m.get("seconds")}
+            row |= {f"{k}_{s}": m.get(k) for k in ("iou", "theta", "seconds", *EXPLANATION_METRICS)}
+        row |= {f"{k}_map": v for k, v in localisation(sc.maps[i], sc.masks[i] if sc.extra.get("has_map", True)
+                                                         else None, anomaly_map=True).items()}
         rows.append(row)
-    _atomic(run / "results.csv", lambda f: pd.DataFrame(rows, columns=COLUMNS).to_csv(f, index=False))
-    _atomic(run / "maps.npz", lambda f: np.savez_compressed(
+    atomic_write(run / "results.csv", lambda f: pd.DataFrame(rows, columns=COLUMNS).to_csv(f, index=False))
+    atomic_write(run / "maps.npz", lambda f: np.savez_compressed(
         f, ids=np.array(sc.ids), anomaly_map=sc.maps.astype(np.float16),
         reconstruction=np.rint(sc.reconstructions * 255).astype(np.uint8),
         **{s: np.stack(v).astype(np.float32) for s, v in maps.items()}))
     det = evaluate_scoring(sc)
     info = {"key": key, "xad_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "data": portable(ds.folder), "category": ds.category, "weights": portable(weights),
-            "params": asdict(params), "tau": sc.tau, "auroc": det.auroc, "accuracy": det.accuracy,
+            "data": portable(ds.folder), "category": ds.category,
+            "weights": weights.source if isinstance(weights, ExternalDetector) else portable(weights),
+            **({"detector": weights.describe()} if isinstance(weights, ExternalDetector) else {}),
+            "params": asdict(params), "samples": params.samples,
+            "backend": "torch" if params.engine == "reference" else backends.resolve(params.backend, params.device),
+            "segmentation": segmentation_parameters(params.segments, params.seed),
+            "tau": sc.tau, "auroc": det.auroc, "accuracy": det.accuracy,
             "confusion": det.describe(), "n_samples": len(sc.ids)}
-    _atomic(run / "run.json", lambda f: f.write((json.dumps(info, indent=2) + "\n").encode()))
+    atomic_write(run / "run.json", lambda f: f.write((json.dumps(info, indent=2) + "\n").encode()))
     for p in (run / "partial").iterdir():
         p.unlink()
 
 
-def _atomic(path: Path, write: Callable) -> None:
-    """Write ``path`` through a temporary file and a rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    tmp.replace(path)
-
-
-@dataclass(frozen=True)
-class AuditRun:
-    """A finished run folder: results (documented in COLUMNS), maps by name (N, H, W) or
-    reconstruction (N, H, W, 3) uint8, and run.json as ``info``."""
-
-    path: Path
-    results: pd.DataFrame
-    maps: dict[str, np.ndarray]
-    info: dict
-
-    def index(self, sample_id: str) -> int:
-        return int(np.flatnonzero(self.maps["ids"] == sample_id)[0])
-
-
-def load_run(path: str | Path) -> AuditRun:
-    """Open a run folder written by :func:`run_audit` (safe: npz without pickles)."""
-    path = Path(path)
-    for name in ("results.csv", "maps.npz", "run.json"):
-        if not (path / name).is_file():
-            raise DataError(f"{path}: not an audit run folder (no {name})")
-    try:
-        with np.load(path / "maps.npz", allow_pickle=False) as z:
-            maps = {k: z[k] for k in z.files}
-    except ValueError as exc:  # object arrays: refused, never unpickled
-        raise DataError(f"{path / 'maps.npz'}: holds pickled objects; xad reads plain arrays only") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise DataError(f"{path / 'maps.npz'}: damaged or truncated ({exc.__class__.__name__})") from exc
-    try:
-        results = pd.read_csv(path / "results.csv")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path / 'results.csv'}: not a readable table ({exc.__class__.__name__})") from exc
-    if missing := [c for c in ("id", "label", "score", "tau") if c not in results.columns]:
-        raise DataError(f"{path / 'results.csv'}: not an audit table (no column {', '.join(missing)})")
-    try:
-        info = json.loads((path / "run.json").read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path / 'run.json'}: not valid JSON") from exc
-    if "ids" not in maps or len(maps["ids"]) != len(results):
-        raise DataError(f"{path}: maps.npz and results.csv describe different samples")
-    return AuditRun(path, results, maps, info)
+def _roots(weights: Path | ExternalDetector) -> list[Path]:
+    """Where finished runs of this model may be: the cache, and beside a weights folder."""
+    return [CACHE_DIR] if isinstance(weights, ExternalDetector) else [CACHE_DIR, Path(weights) / "audits"]
 
 
 def open_audit(ds: MVTecDataset, weights: Path, params: AuditParams) -> AuditRun | None:
@@ -428,48 +378,8 @@ def open_audit(ds: MVTecDataset, weights: Path, params: AuditParams) -> AuditRun
     CPU (:mod:`xad.precision`), and a run shipped from a CPU with AMX (bf16) must still open on one
     without it; bf16 and fp32 agree within the tested tolerance, and ``info["params"]["bf16"]``
     says which one the run used."""
-    roots = [CACHE_DIR, Path(weights) / "audits"]
+    roots = _roots(weights)
     for p in (params, replace(params, bf16=not params.bf16)):
         if (run := find_run(audit_key(ds, weights, p), roots)) is not None:
             return load_run(run)
     return None
-
-
-def mean_iou_table(results: pd.DataFrame, setups: tuple[str, ...]) -> pd.DataFrame:
-    """Mean max-IoU per setup over anomalous samples with a mask, beside the paper's values."""
-    bad = results[results["label"] == "anomalous"]
-    rows = []
-    for s in setups:
-        j = bad[f"iou_{s}"].dropna()
-        rows.append({"setup": s, "explainer": "SHAP" if s == "S3" else "LIME",
-                     "mean max-IoU (this run)": round(float(j.mean()), 3) if len(j) else None,
-                     "samples": len(j), "median seconds": round(float(results[f"seconds_{s}"].median()), 2),
-                     **{f"paper, {c}": v[s] for c, v in PAPER_MEAN_IOU.items()}})
-    return pd.DataFrame(rows)
-
-
-def explain_one(model: torch.nn.Module, sample, params: AuditParams,  # noqa: ANN001 - a Sample
-                progress: Callable[[str, float], None] | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Explain one loaded sample live: (per-setup results, reconstruction (H, W, 3), anomaly map)."""
-    x_rec = reconstruct(model, sample.image[None], bf16=False)[0]  # fp32, as in :func:`score`
-    amap = anomaly_map(sample.image.astype(np.float32)[None] / 255, x_rec[None], params.map_mode)[0]
-    return explain_sample(sample.image, x_rec, sample.mask, model, params, progress), x_rec, amap
-
-
-def explain_image(model: torch.nn.Module, image: np.ndarray, params: AuditParams, tau: float | None = None,
-                  name: str = "upload", progress: Callable[[str, float], None] | None = None) -> dict:
-    """Score and explain one image of the user's (no ground truth): resized to the model's size;
-    S2 needs a ground-truth mask, so only S1 and S3 run. Returns the sample, x', the anomaly map,
-    alpha, the verdict at ``tau`` (if given) and the per-setup results (IoU not defined)."""
-    from xad.data.mvtec import Sample
-    from xad.data.transforms import resize_image
-
-    size = model.config.image_size
-    image = image if image.shape[:2] == (size, size) else resize_image(image, size)
-    setups = tuple(s for s in params.setups if s != "S2") or ("S1",)
-    sample = Sample(f"upload/{name}", image, None, "unknown")
-    res, x_rec, amap = explain_one(model, sample, replace(params, setups=setups), progress)
-    alpha = float(anomaly_score(amap[None])[0])
-    verdict = None if tau is None else ("anomalous" if predicted_anomalous(alpha, tau) else "good")
-    return {"sample": sample, "reconstruction": x_rec, "anomaly_map": amap, "score": alpha,
-            "verdict": verdict, "results": res, "setups": setups}

@@ -94,7 +94,7 @@ def audit_report_html(run_path: str | Path) -> str:
     import html
 
     from xad import resolve
-    from xad.audit import load_run
+    from xad.runs import load_run
     from xad.data.catalog import resolve_mvtec
     from xad.plots.audit import fig2_scatter, sample_row_image
     from xad.plots.images import png_data_uri
@@ -121,7 +121,10 @@ def audit_report_html(run_path: str | Path) -> str:
             f"image AUROC {info['auroc']:.3f}. Weights: <code>{html.escape(info['weights'])}</code>; "
             f"data: <code>{html.escape(info['data'])}</code>; parameters: <code>"
             f"{html.escape(str(info['params']))}</code>; created {info['created']}.</p>"
-            "<p>Columns of each row: x, x' (reconstruction), anomaly map m, attribution maps per "
+            + (f"<p><b>Threshold chosen by the analyst: tau = {info['tau']:.4f}</b> (the paper's tau* = "
+               f"{info['tau_star']:.4f}); every prediction below uses the chosen tau.</p>"
+               if info.get("tau_star") is not None and info.get("tau") != info.get("tau_star") else "")
+            + "<p>Columns of each row: x, x' (reconstruction), anomaly map m, attribution maps per "
             "setup, max-IoU overlays (R = 255(1-GT), G = B = 255(1-pred)), ground-truth contour.</p>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>xad audit report</title>"
             "<style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:6px;"

@@ -3,7 +3,7 @@
 Progress goes to stderr; the result (a path or JSON) to stdout. Bad input: ``xad: <one line>`` on
 stderr and exit status 2, never a traceback; Ctrl-C: exit 130, and the same command resumes.
 One module per command group: ``data`` (list, data …), ``audit`` (audit, report), ``train``,
-``evaluate``, ``explore`` (counterfactual, diffedit, ldm).
+``runs`` (list, compare), ``evaluate``, ``explore`` (counterfactual, diffedit, ldm).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xad.cli import audit, data, evaluate, explore, train
+from xad.cli import audit, data, evaluate, explore, runs, train
 from xad.cli.checks import UsageError
 from xad.data.transforms import DataError
 from xad.weights import WeightsError
 
-GROUPS = (data, audit, train, evaluate, explore)
+GROUPS = (data, audit, runs, train, evaluate, explore)
 INTERRUPTED = "interrupted; rerun the same command to resume"
 
 

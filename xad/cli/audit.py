@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from xad.cli.checks import choices_list, existing_folder, integer, output_file, output_folder
+from xad.cli.checks import UsageError, choices_list, existing_file, existing_folder, integer, output_file, output_folder
 
 
 def _setups(text: str) -> tuple[str, ...]:
@@ -15,19 +15,56 @@ def _setups(text: str) -> tuple[str, ...]:
     return choices_list(SETUPS)(text)
 
 
+def _scheduler(text: str) -> str:
+    if text != "local" and not text.startswith(("tcp://", "tls://")):
+        raise argparse.ArgumentTypeError(f"{text}: expected 'local' or a scheduler address like tcp://host:8786")
+    return text
+
+
+def _model(args: argparse.Namespace):  # noqa: ANN202 - (model, what identifies it)
+    """A shipped/own VAE-GAN weights folder, or an external detector file (ONNX / OpenVINO IR)."""
+    if args.detector is None:
+        from xad.weights import load_model
+
+        if args.weights is None:
+            raise UsageError("give --weights (a VAE-GAN folder) or --detector (an ONNX / OpenVINO file)")
+        model, record = load_model(args.weights, expect="VAEGAN")
+        return model, record.path
+    from xad.detectors import open_detector
+
+    if args.background == "reference" and args.reference_image is None:
+        raise UsageError("--background reference needs --reference-image (a normal part's image)")
+    detector = open_detector(args.detector, args.score_output, args.map_output, args.backend,
+                             args.background, None, args.input_size)
+    if args.reference_image is not None:
+        from xad.data.transforms import read_image, resize_image
+
+        image = read_image(args.reference_image)
+        detector.reference = resize_image(image, detector.size).astype("float32") / 255
+    return detector, detector
+
+
 def _audit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from xad.audit import AuditParams, run_audit, test_samples
     from xad.data.catalog import resolve_mvtec
     from xad.precision import bf16_is_fast
-    from xad.weights import load_model
 
-    model, record = load_model(args.weights, expect="VAEGAN")
+    if args.scheduler is not None and args.jobs > 1:
+        raise UsageError("--jobs and --scheduler both say where the work runs: give one of them")
+    model, weights = _model(args)
     params = AuditParams(setups=args.setups, segments=args.segments, samples=args.samples, seed=args.seed,
                          error_variant=args.variant, calibration=args.calibration, limit=args.limit,
                          bf16=bf16_is_fast() if args.precision == "auto" else args.precision == "bf16",
-                         engine=args.engine)
+                         engine=args.engine, backend=args.backend, device=args.device)
+    from xad.backends import BackendError, resolve  # issue 16: one-line error for a backend
+    from xad.data.transforms import DataError
+
+    try:  # that cannot run here
+        resolve(args.backend, args.device)
+    except BackendError as exc:
+        raise DataError(str(exc)) from None
     ds = resolve_mvtec(args.data, args.category)
     bar = tqdm(total=len(test_samples(ds, args.limit)), desc="audit", unit="sample")
 
@@ -39,8 +76,12 @@ def _audit(args: argparse.Namespace) -> int:
     def notice(message: str) -> None:
         bar.write(f"xad: {message}", file=sys.stderr)
 
-    run = run_audit(ds, model, record.path, params, args.out, args.jobs, progress, notice)
+    run = run_audit(ds, model, weights, params, args.out, args.jobs, progress, notice, args.scheduler)
     bar.close()
+    if args.detector is not None:
+        from xad.detectors import audit_card
+
+        (run / "detector.md").write_text(audit_card(model, run))
     print(run)
     return 0
 
@@ -55,13 +96,25 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    au = sub.add_parser("audit", help="score a test set and explain it (S1/S2/S3), with IoU")
+    au = sub.add_parser("audit", help="score a test set and explain it (S1-S4), with IoU")
     au.add_argument("--data", default="embedded", help="an MVTec-layout folder, or 'embedded'")
     au.add_argument("--category", required=True)
-    au.add_argument("--weights", type=existing_folder, required=True, help="a VAE-GAN weights folder")
+    who = au.add_mutually_exclusive_group()
+    who.add_argument("--weights", type=existing_folder, help="a VAE-GAN weights folder")
+    who.add_argument("--detector", type=existing_file,
+                     help="any detector exported to ONNX (.onnx) or OpenVINO IR (.xml + .bin), e.g. anomalib's "
+                          "export: input float32 (N, 3, H, W) in [0, 1], outputs pred_score and anomaly_map")
+    au.add_argument("--score-output", default=None, help="--detector: the score output's name (default: pred_score)")
+    au.add_argument("--map-output", default=None, help="--detector: the anomaly map's name (default: anomaly_map)")
+    au.add_argument("--background", choices=["blur", "mean", "inpaint", "reference"], default="blur",
+                    help="--detector: what hidden segments show (a VAE-GAN uses its reconstruction, as the paper)")
+    au.add_argument("--reference-image", type=existing_file, default=None,
+                    help="--background reference: an image of a normal part")
+    au.add_argument("--input-size", type=integer(8), default=None,
+                    help="--detector: the input side in px, for files whose size is not fixed")
     au.add_argument("--setups", type=_setups, default=("S1", "S2", "S3"), help="comma-separated, e.g. S1,S3")
-    au.add_argument("--samples", type=integer(10), default=1000,
-                    help="LIME samples n / SHAP max_evals (the paper: 5000)")
+    au.add_argument("--samples", type=integer(10), default=5000,
+                    help="LIME samples n / SHAP and ShapBPT max_evals (the paper's 5000)")
     au.add_argument("--segments", type=integer(2), default=100, help="LIME superpixels k (>= 2)")
     au.add_argument("--seed", type=integer(0), default=1234)
     au.add_argument("--variant", choices=["sse", "max_channel"], default="sse",
@@ -75,7 +128,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "fp32); auto: bf16 where the CPU computes it natively (AMX), else fp32")
     au.add_argument("--engine", choices=["fast", "reference"], default="fast",
                     help="xad's vectorised engine, or lime/shap/skimage called as published (fp32; slow)")
-    au.add_argument("--jobs", type=integer(1), default=1, help="parallel worker processes")
+    au.add_argument("--backend", choices=["auto", "torch", "openvino", "onnxruntime"], default="auto",
+                    help="where the fast engine runs the model (auto: the fastest installed here)")
+    au.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch's device")
+    au.add_argument("--jobs", type=integer(1), default=1, help="parallel worker processes (joblib)")
+    au.add_argument("--scheduler", type=_scheduler, default=None,
+                    help="run the per-sample work on Dask: 'local' (a LocalCluster, a worker per core) or a "
+                         "scheduler address tcp://host:8786 (workers must see the data and weights at the same "
+                         "paths); the same results.csv as a serial run")
     au.add_argument("--out", type=output_folder, default=None, help="run folder (default: a cache folder)")
     au.set_defaults(func=_audit)
     rp = sub.add_parser("report", help="an HTML report of every sample of an audit run")

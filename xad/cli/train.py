@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from pathlib import Path
 
 from xad.cli.checks import UsageError, existing_folder, integer, new_weights_folder, number, output_folder
 from xad.data.transforms import DataError

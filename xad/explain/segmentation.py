@@ -1,5 +1,9 @@
 """Superpixels for LIME, as the reference does: quickshift with max_dist bisected to hit k segments.
 
+Quickshift runs with the published notebook's parameters (:data:`QUICKSHIFT`): kernel_size 2,
+ratio 0.95, sigma 0.05, rng 1234 and skimage's default ``convert2lab=True`` (the image is
+clustered in Lab colour space, where max_dist on [0, 100] spans the L axis).
+
 - S1 segments the blend 0.5 x + 0.5 x' (no knowledge of the defect: the fair setup);
 - S2 segments 0.33 x + 0.33 x' + 0.34 GT with GT on the 0-255 scale, so the mask's boundary
   dominates and becomes a segment boundary (the ground truth is exposed: an upper bound).
@@ -11,6 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from skimage.segmentation import quickshift
+
+#: The notebook's quickshift parameters (max_dist is bisected; rng is the seed). Recorded in run.json.
+QUICKSHIFT = {"kernel_size": 2, "ratio": 0.95, "sigma": 0.05, "convert2lab": True}
+#: The bisection: max_dist on [0, 100], at most 40 steps, until exactly k segments.
+BISECTION = {"max_dist_low": 0.0, "max_dist_high": 100.0, "max_steps": 40}
+
+
+def parameters(k: int, seed: int) -> dict:
+    """Everything that fixes the segments, for run.json."""
+    return {"method": "quickshift", **QUICKSHIFT, "rng": seed, "segments": k, **BISECTION}
 
 
 @dataclass(frozen=True)
@@ -35,9 +49,8 @@ class QuickshiftTree:
     """
 
     def __init__(self, image: np.ndarray, seed: int = 1234) -> None:
-        _, parent, dist = quickshift(image.astype(np.float64), kernel_size=2, max_dist=np.inf,
-                                     ratio=0.95, sigma=0.05, convert2lab=False, rng=seed,
-                                     return_tree=True)
+        _, parent, dist = quickshift(image.astype(np.float64), max_dist=np.inf, rng=seed,
+                                     return_tree=True, **QUICKSHIFT)
         self.parent = np.asarray(parent).ravel()  # (H*W,) index of each pixel's parent
         self.dist = np.asarray(dist).ravel()  # (H*W,) distance to it
         self.shape = image.shape[:2]
@@ -78,8 +91,7 @@ def quickshift_k_reference(image: np.ndarray, k: int = 100, seed: int = 1234,
     best: Segmentation | None = None
     for _ in range(max_steps):
         mid = (lo + hi) / 2
-        labels = quickshift(image.astype(np.float64), kernel_size=2, max_dist=mid, ratio=0.95,
-                            sigma=0.05, convert2lab=False, rng=seed)
+        labels = quickshift(image.astype(np.float64), max_dist=mid, rng=seed, **QUICKSHIFT)
         seg = Segmentation(labels.astype(np.int32), mid)
         if best is None or abs(seg.n - k) < abs(best.n - k):
             best = seg

@@ -116,3 +116,50 @@ def auroc_by_group(scores: np.ndarray, labels: np.ndarray, groups: list[str]) ->
     return {g: float(roc_auc_score(np.r_[np.zeros(good.sum()), np.ones((groups == g).sum())],
                                    np.r_[scores[good], scores[groups == g]]))
             for g in dict.fromkeys(groups[labels])}
+
+
+@dataclass(frozen=True)
+class ThresholdStats:
+    """Confusion counts and rates at one threshold ``tau`` (the what-if of a chosen threshold).
+    precision and F1 are 0 when nothing is called anomalous."""
+
+    tau: float
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+    @property
+    def recall(self) -> float:  # TPR
+        return self.tp / max(1, self.tp + self.fn)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / max(1, self.tp + self.fp)
+
+    @property
+    def f1(self) -> float:
+        return 2 * self.tp / max(1, 2 * self.tp + self.fp + self.fn)
+
+    @property
+    def accuracy(self) -> float:
+        return (self.tp + self.tn) / max(1, self.tp + self.fp + self.tn + self.fn)
+
+    @property
+    def gmean(self) -> float:
+        """sqrt(TPR (1 - FPR)): what tau* maximises in the paper."""
+        return float(np.sqrt(self.recall * self.tn / max(1, self.tn + self.fp)))
+
+
+def threshold_stats(scores: np.ndarray, labels: np.ndarray, tau: float) -> ThresholdStats:
+    """Counts at ``tau`` under the verdict rule :func:`predicted_anomalous`; labels 1 anomalous."""
+    pred, labels = predicted_anomalous(np.asarray(scores, float), tau), np.asarray(labels).astype(bool)
+    return ThresholdStats(float(tau), int((pred & labels).sum()), int((pred & ~labels).sum()),
+                          int((~pred & ~labels).sum()), int((~pred & labels).sum()))
+
+
+def f1_optimal_tau(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold (one of the scores) with the highest F1; the lowest such on ties."""
+    candidates = np.unique(np.asarray(scores, float))
+    f1 = [threshold_stats(scores, labels, t).f1 for t in candidates]
+    return float(candidates[int(np.argmax(f1))])

@@ -52,7 +52,7 @@ def fig2_scatter(results: pd.DataFrame, setups: tuple[str, ...]) -> go.Figure:
     row; dotted tau* line; colour by outcome. customdata holds each point's sample id."""
     cats = list(dict.fromkeys(results["category"]))
     fig = make_subplots(rows=len(setups), cols=len(cats), shared_xaxes=True, vertical_spacing=0.06,
-                        column_titles=cats, row_titles=[f"{s} ({'SHAP' if s == 'S3' else 'LIME'})"
+                        column_titles=cats, row_titles=[f"{s} ({ {'S3': 'SHAP', 'S4': 'ShapBPT'}.get(s, 'LIME')})"
                                                         for s in setups])
     for r, setup in enumerate(setups, 1):
         for c, cat in enumerate(cats, 1):
@@ -103,10 +103,12 @@ def iou_curves(maps: dict[str, np.ndarray], mask: np.ndarray | None) -> dict[str
 
 def sample_row(image: np.ndarray, reconstruction: np.ndarray, amap: np.ndarray,
                maps: dict[str, np.ndarray], mask: np.ndarray | None, title: str = "",
-               curves: dict[str, IoUCurve | None] | None = None) -> go.Figure:
+               curves: dict[str, IoUCurve | None] | None = None, amap_max: float | None = None) -> go.Figure:
     """The Fig. 3 row of one sample: x, x', m, each attribution map, its max-IoU overlay (J in the
     corner; TP black, FP red, FN cyan, as the reference colours them) and the GT contour.
-    maps: setup -> (H, W); curves: :func:`iou_curves` of them (measured here when not given)."""
+    maps: setup -> (H, W); curves: :func:`iou_curves` of them (measured here when not given);
+    amap_max: the top of m's colour scale (one scale for a whole audit, :func:`xad.runs.map_scale`);
+    None: m's own maximum."""
     curves = iou_curves(maps, mask) if curves is None else curves
     panels: list[tuple[str, object]] = [("x", image), ("x' (reconstruction)", reconstruction),
                                         ("anomaly map m", amap)]
@@ -128,7 +130,7 @@ def sample_row(image: np.ndarray, reconstruction: np.ndarray, amap: np.ndarray,
         if arr.ndim == 3:
             fig.add_trace(go.Image(z=arr, hoverinfo="skip"), row=1, col=i)
         else:
-            lim = float(np.abs(arr).max()) or 1.0
+            lim = amap_max if (name == "anomaly map m" and amap_max) else (float(np.abs(arr).max()) or 1.0)
             diverging = arr.min() < 0
             fig.add_trace(go.Heatmap(z=arr, colorscale="RdBu_r" if diverging else "Inferno",
                                      zmin=-lim if diverging else 0, zmax=lim, showscale=False,
