@@ -7,6 +7,7 @@ import torch
 from xad.explain import lime as xlime
 from xad.explain import shap as xshap
 from xad.explain.reconstruction import error_function, reconstruct
+from xad.explain import segmentation
 from xad.explain.segmentation import quickshift_k, s2_image, segments_for
 from xad.models.vaegan import PRESETS, VAEGAN
 
@@ -68,8 +69,8 @@ def test_quickshift_hits_k_and_s2_follows_the_mask() -> None:
     seg = quickshift_k(img, k=30, seed=1234)
     assert seg.n == 30
     # the segments are skimage's own quickshift at the bisected max_dist (same seed, same kernel)
-    ref = skimage.segmentation.quickshift(img.astype(np.float64), kernel_size=2, max_dist=seg.max_dist,
-                                          ratio=0.95, sigma=0.05, convert2lab=False, rng=1234)
+    ref = skimage.segmentation.quickshift(img.astype(np.float64), max_dist=seg.max_dist, rng=1234,
+                                          **segmentation.QUICKSHIFT)
     np.testing.assert_array_equal(seg.labels, np.unique(ref, return_inverse=True)[1].reshape(ref.shape))
     assert quickshift_k(img, k=12, seed=1234).n == 12
     mask = np.zeros((64, 64), bool)
