@@ -357,3 +357,14 @@ def test_audit_page_audits_an_onnx_detector(tiny_industrial: Path, tmp_path: Pat
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
     assert any("--detector " + str(onnx) in c.value for c in at.caption)
+
+
+def test_audit_page_offers_the_shipped_audit_made_at_other_settings() -> None:
+    at = _run("pages/vaegan_audit.py")
+    shipped = next(Path(ROOT / "weights" / "vaegan" / "xad-brick-cpu" / "audits").iterdir())
+    if not [b for b in at.button if b.key == "audit_show_shipped"]:
+        pytest.skip("the shipped audit matches the page's default settings: it opens by itself")
+    at.button(key="audit_show_shipped").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input(key="audit_run_folder").value == str(shipped)
+    assert at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
