@@ -108,7 +108,7 @@ def test_heldout_calibration_splits_each_class(tiny_industrial: Path, tiny_vaega
 
 
 def test_limit_keeps_both_kinds(tiny_industrial: Path) -> None:
-    refs = audit.test_samples(MVTecDataset(tiny_industrial, "brick"), limit=3)
+    refs = audit.audit_refs(MVTecDataset(tiny_industrial, "brick"), limit=3)
     assert [r.defect for r in refs] == ["good", "crack", "hole"]
 
 

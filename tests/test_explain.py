@@ -7,7 +7,6 @@ import torch
 from xad.explain import lime as xlime
 from xad.explain import shap as xshap
 from xad.explain.reconstruction import error_function, reconstruct
-from xad.explain import segmentation
 from xad.explain.segmentation import quickshift_k, s2_image, segments_for
 from xad.models.vaegan import PRESETS, VAEGAN
 

@@ -104,7 +104,7 @@ class Scoring:
     extra: dict = field(default_factory=dict)
 
 
-def test_samples(ds: MVTecDataset, limit: int | None = None) -> list:
+def audit_refs(ds: MVTecDataset, limit: int | None = None) -> list:
     """The test samples; with ``limit``, the first N taken in turn from each defect type (so a
     quick look still has good and anomalous images), in the dataset's order."""
     refs = ds.refs("test")
@@ -118,7 +118,7 @@ def test_samples(ds: MVTecDataset, limit: int | None = None) -> list:
 
 def load_test(ds: MVTecDataset, size: int, resample: str, limit: int | None = None,  # noqa: ANN201
               resize: str = "stretch"):
-    refs = test_samples(ds, limit)
+    refs = audit_refs(ds, limit)
     return refs, [ds.load(r, size, resample, resize) for r in refs]
 
 
@@ -227,7 +227,7 @@ def _identity(weights: Path | ExternalDetector) -> str:
 
 def audit_key(ds: MVTecDataset, weights: Path, params: AuditParams) -> str:
     """Hash of the test data (file bytes), the weights (config + tensors) and the parameters."""
-    refs = test_samples(ds, params.limit)
+    refs = audit_refs(ds, params.limit)
     files = [r.image_path for r in refs] + [r.mask_path for r in refs if r.mask_path]
     parts = [_sha(files), _identity(weights), json.dumps(asdict(params), sort_keys=True), __version__,
              str(ENGINE_REVISION)]
@@ -278,7 +278,7 @@ def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Pa
                 key: str, workers: tuple[int, str | None], progress: Callable[[int, int, str], None] | None,
                 notice: Callable[[str], None] | None) -> Path:
     sc = score(model, ds, params)
-    keys = sample_keys(ds, weights, params, sc.ids, test_samples(ds, params.limit))
+    keys = sample_keys(ds, weights, params, sc.ids, audit_refs(ds, params.limit))
     partial = run / "partial"
     partial.mkdir(parents=True, exist_ok=True)
     stale = [p for p in partial.iterdir() if p.name.removesuffix(".npz") not in set(keys)]

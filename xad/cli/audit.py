@@ -57,7 +57,7 @@ def _model(args: argparse.Namespace):  # noqa: ANN202 - (model, what identifies 
 def _audit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from xad.audit import AuditParams, run_audit, test_samples
+    from xad.audit import AuditParams, run_audit, audit_refs
     from xad.data.catalog import resolve_mvtec
     from xad.precision import bf16_is_fast
 
@@ -77,7 +77,7 @@ def _audit(args: argparse.Namespace) -> int:
     except BackendError as exc:
         raise DataError(str(exc)) from None
     ds = resolve_mvtec(args.data, args.category)
-    bar = tqdm(total=len(test_samples(ds, args.limit)), desc="audit", unit="sample")
+    bar = tqdm(total=len(audit_refs(ds, args.limit)), desc="audit", unit="sample")
 
     def progress(done: int, total: int, sid: str) -> None:
         bar.n = done
