@@ -6,6 +6,7 @@ import streamlit as st
 from pages.common import add_folder_form, datasets, own_folder
 from xad.data import catalog
 from xad.data.transforms import DataError
+from xad.plots.training import learning_curve_figure
 from xad.weights import WeightsError, list_models, read_record
 
 st.title("xad — is the detector right for the right reason?")
@@ -49,6 +50,9 @@ if models:
     for m in models:
         with st.expander(f"Card: {m.name}"):
             st.markdown(m.card or "_This model has no card._")
+            if m.cls == "VAEGAN" and m.meta.get("learning_curve"):
+                st.plotly_chart(learning_curve_figure(m.meta["learning_curve"], m.meta.get("kept_step")),
+                                key=f"curve-{m.name}")
 else:
     st.info("No trained models in `weights/` yet. Train one with `python -m xad train …` "
             "(see the README) or open your own weights folder below.")
@@ -61,5 +65,9 @@ if path:
         record = read_record(path)
         st.success(f"{record.cls} ({record.preset}) — {record.path}")
         st.markdown(record.card or "_No card._")
+        if record.cls == "VAEGAN" and record.meta.get("learning_curve"):
+            curve = record.meta["learning_curve"]
+            st.plotly_chart(learning_curve_figure(curve, record.meta.get("kept_step")),
+                            key="curve-own-folder")
     except WeightsError as exc:
         st.error(str(exc))

@@ -1,6 +1,9 @@
 """VAE-GAN audit (Rashid et al.): detection with tau*, the Fig. 2 scatter of max IoU vs anomaly
 score for S1/S2/S3; a click on a point opens that sample as a Fig. 3 row."""
 
+import json
+from pathlib import Path
+
 import streamlit as st
 
 from pages.audit_widgets import controls, live_panel, sample_panel, upload_panel
@@ -52,6 +55,16 @@ if run is None:
     st.info(f"No audit with these settings yet: {len(sc.ids)} samples x {len(params.setups)} setups "
             f"(k = {params.segments}, n = {params.samples}). It runs once and is cached on disk; "
             "an interrupted run resumes where it stopped.")
+    shipped = [] if external else sorted(Path(record.path, "audits").glob("*/run.json"))
+    if shipped:
+        old = json.loads(shipped[0].read_text())
+        p = old["params"]
+        st.caption(f"This model ships an audit made with other settings: n = {p['samples']}, k = {p['segments']}, "
+                   f"{', '.join(p['setups'])}, on {old['created']} (xad {old['xad_version']}), before the "
+                   "engine followed the published code's segmentation (quickshift in Lab). Its numbers are "
+                   "those of that engine; run the audit here for the current ones.")
+        st.button("Show the shipped audit", key="audit_show_shipped",
+                  on_click=lambda: st.session_state.update(audit_run_folder=str(shipped[0].parent)))
     if st.button("Run audit", type="primary", key="audit_run"):
         bar = st.progress(0.0, text="Explaining …")
         audit.run_audit(ds, model, record.path, params,
@@ -68,6 +81,8 @@ event = st.plotly_chart(fig2, key="audit_fig2", on_select="rerun", selection_mod
 figure_downloads(fig2, f"{ds.category}_fig2", key="audit-fig2")
 iou = runs.mean_iou_table(run.results, params.setups)
 st.dataframe(iou, hide_index=True)
+with st.expander("Localisation beyond max-IoU: rank and mass accuracy, pointing game, the detector's own map"):
+    st.dataframe(runs.localisation_table(run.results, params.setups), hide_index=True)
 if picked := plots_audit.selected_id(event.selection if event else None):
     st.session_state["audit_sample"] = picked
 sid = st.selectbox("Sample (or click a point above)", list(run.results["id"]), key="audit_sample")

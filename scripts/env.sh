@@ -10,10 +10,12 @@ install_requirements() {  # $1: requirements file
   local stamp=".venv/.installed-$(basename "$1")" want
   local includes
   includes=$(sed -n 's/^-r[[:space:]]*//p' "$1")
-  want=$(cat "$1" $includes | sha256sum | cut -c1-16)
+  want=$(cat "$1" $includes requirements-nodeps.txt | sha256sum | cut -c1-16)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "xad: installing $1 into .venv (first time: a few minutes) ..." >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1"
+    # packages whose declared dependencies are wrong for xad (see the file): without them
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
     echo "$want" > "$stamp"
   fi
 }

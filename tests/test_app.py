@@ -39,7 +39,7 @@ def test_home_lists_embedded_data_and_adds_a_folder(tiny_mvtec: Path) -> None:
 
 def test_browser_moves_every_control() -> None:
     at = _run("pages/dataset_browser.py")
-    assert at.selectbox(key="browser_category").options == ["brick", "hexnut"]
+    assert at.selectbox(key="browser_category").options == ["brick", "hexnut", "washer"]
     at.selectbox(key="browser_category").set_value("hexnut").run()
     at.selectbox(key="browser_group").set_value("scratch").run()
     view = [b for b in at.button if b.label == "View"]
@@ -359,3 +359,26 @@ def test_audit_page_audits_an_onnx_detector(tiny_industrial: Path, tmp_path: Pat
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
     assert any("--detector " + str(onnx) in c.value for c in at.caption)
+
+
+def test_audit_page_offers_the_shipped_audit_made_at_other_settings() -> None:
+    at = _run("pages/vaegan_audit.py")
+    shipped = next(Path(ROOT / "weights" / "vaegan" / "xad-brick-cpu" / "audits").iterdir())
+    if not [b for b in at.button if b.key == "audit_show_shipped"]:
+        pytest.skip("the shipped audit matches the page's default settings: it opens by itself")
+    at.button(key="audit_show_shipped").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input(key="audit_run_folder").value == str(shipped)
+    assert at.selectbox(key="audit_sample").options[0] == "brick/test/good/000"
+
+
+def test_home_draws_the_learning_curve_of_a_vaegan_card(tiny_industrial: Path, tmp_path: Path) -> None:
+    from xad.cli import main
+
+    out = tmp_path / "weights" / "vaegan" / "curve"
+    assert main(["train", "vaegan", "--data", str(tiny_industrial), "--category", "brick", "--preset", "tiny",
+                 "--steps", "4", "--eval-every", "2", "--batch-size", "2", "--out", str(out)]) == 0
+    at = _run("pages/home.py")
+    shipped = len(at.get("plotly_chart"))
+    at.text_input[1].input(str(out)).run()
+    assert not at.exception and len(at.get("plotly_chart")) == shipped + 1

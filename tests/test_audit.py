@@ -57,8 +57,8 @@ def test_two_workers_give_the_serial_numbers(run: Path, tiny_industrial: Path, t
     pd.testing.assert_frame_equal(pd.read_csv(run / "results.csv").filter(regex=cols),
                                   pd.read_csv(par / "results.csv").filter(regex=cols))
     serial, parallel = audit.load_run(run).maps, audit.load_run(par).maps
-    for key in ("S1", "S2", "S3", "reconstruction"):
-        np.testing.assert_array_equal(serial[key], parallel[key], err_msg=key)
+    for key in ("S1", "S2", "S3", "reconstruction"):  # workers' BLAS may differ in the last float bit
+        np.testing.assert_allclose(serial[key], parallel[key], rtol=1e-6, atol=1e-6, err_msg=key)
 
 
 def test_finished_run_is_reused_and_interrupted_run_resumes(
@@ -108,7 +108,7 @@ def test_heldout_calibration_splits_each_class(tiny_industrial: Path, tiny_vaega
 
 
 def test_limit_keeps_both_kinds(tiny_industrial: Path) -> None:
-    refs = audit.test_samples(MVTecDataset(tiny_industrial, "brick"), limit=3)
+    refs = audit.audit_refs(MVTecDataset(tiny_industrial, "brick"), limit=3)
     assert [r.defect for r in refs] == ["good", "crack", "hole"]
 
 

@@ -94,7 +94,7 @@ def test_an_onnx_detector_with_anomalibs_names_is_audited(patchcore: dict, tiny_
     assert r[r["label"] == "good"]["iou_map"].isna().all()
     # the scores are the detector's own, as torch computes them
     ds = MVTecDataset(tiny_industrial, "brick")
-    refs = audit.test_samples(ds, 4)
+    refs = audit.audit_refs(ds, 4)
     images = np.stack([ds.load(ref, 32, "nearest").image for ref in refs])  # as the audit loads them
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
@@ -147,7 +147,7 @@ def test_a_python_callable_is_a_detector(tiny_industrial: Path, tmp_path: Path) 
                           audit.AuditParams(setups=("S1",), segments=6, samples=20, limit=3), tmp_path / "run")
     r = pd.read_csv(run / "results.csv")
     ds = MVTecDataset(tiny_industrial, "brick")
-    brightness = [ds.load(ref, 32, "nearest").image.astype(np.float32).mean() / 255 for ref in audit.test_samples(ds, 3)]
+    brightness = [ds.load(ref, 32, "nearest").image.astype(np.float32).mean() / 255 for ref in audit.audit_refs(ds, 3)]
     np.testing.assert_allclose(r["score"], brightness, rtol=1e-5)
 
 

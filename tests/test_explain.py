@@ -69,7 +69,7 @@ def test_quickshift_hits_k_and_s2_follows_the_mask() -> None:
     assert seg.n == 30
     # the segments are skimage's own quickshift at the bisected max_dist (same seed, same kernel)
     ref = skimage.segmentation.quickshift(img.astype(np.float64), kernel_size=2, max_dist=seg.max_dist,
-                                          ratio=0.95, sigma=0.05, convert2lab=False, rng=1234)
+                                          ratio=0.95, sigma=0.05, rng=1234)  # Lab: the default
     np.testing.assert_array_equal(seg.labels, np.unique(ref, return_inverse=True)[1].reshape(ref.shape))
     assert quickshift_k(img, k=12, seed=1234).n == 12
     mask = np.zeros((64, 64), bool)

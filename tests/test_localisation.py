@@ -76,8 +76,8 @@ def test_localisation_of_an_anomaly_map() -> None:
     assert localisation(A, M) == pytest.approx({"rank": 0.5, "mass": 0.6, "pointing": 1.0})
 
 
-def test_audit_writes_the_localisation_columns_and_run_facts(tiny_industrial, tiny_vaegan, tmp_path,  # noqa: ANN001
-                                                             monkeypatch) -> None:  # noqa: ANN001
+def test_audit_writes_the_localisation_columns_and_run_facts(  # noqa: ANN001 - pytest fixtures
+        tiny_industrial, tiny_vaegan, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     import json
 
     import pandas as pd

@@ -69,3 +69,20 @@ def test_shipped_copy_matches_the_generator() -> None:
             if mask is not None:
                 m = read_mask(root / cat / "ground_truth" / defect / "001_mask.png")
                 assert (m != mask).mean() < 0.001
+
+
+def test_washer_is_a_ring_with_defects_on_its_face() -> None:
+    rng = np.random.default_rng(np.random.SeedSequence([0, 1]))
+    scene = synthetic.washer_scene(rng)
+    h = scene.image.shape[0]
+    centre = scene.outline[:, :2].mean(axis=0)  # the outline points lie on the outer circle
+    cy, cx = np.round(centre).astype(int)
+    assert scene.image.shape == (256, 256, 3) and scene.outline.shape == (42, 4)
+    assert scene.support[cy, cx] == 0 and scene.support.max() == 1  # the hole is no support
+    np.testing.assert_allclose(np.hypot(*scene.outline[:, 2:].T), 1.0, atol=1e-5)  # unit inward normals
+    assert scene.image[cy, cx].mean() < scene.image[scene.support > 0.99].mean() - 0.15  # belt shows in the hole
+    for defect in synthetic.CATEGORIES["washer"].defects:
+        img, mask = synthetic.render("washer", "test", defect, 0)
+        assert img.shape == (128, 128, 3) and mask.any(), defect
+        np.testing.assert_array_equal(synthetic.render("washer", "test", defect, 0)[0], img)
+    assert h == synthetic.WORK

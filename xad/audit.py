@@ -66,6 +66,7 @@ class AuditParams:
     map_mode: str = "gray_max"
     calibration: str = "test"
     resample: str = "nearest"
+    resize: str = "stretch"  # how a non-square image is made square (the model's config records it)
     bf16: bool = field(default_factory=bf16_is_fast)
     limit: int | None = None
     engine: str = "fast"  # "fast" (xad's engine) or "reference" (lime/shap/skimage as published, fp32)
@@ -103,7 +104,7 @@ class Scoring:
     extra: dict = field(default_factory=dict)
 
 
-def test_samples(ds: MVTecDataset, limit: int | None = None) -> list:
+def audit_refs(ds: MVTecDataset, limit: int | None = None) -> list:
     """The test samples; with ``limit``, the first N taken in turn from each defect type (so a
     quick look still has good and anomalous images), in the dataset's order."""
     refs = ds.refs("test")
@@ -115,16 +116,17 @@ def test_samples(ds: MVTecDataset, limit: int | None = None) -> list:
     return [r for r in refs if r.id in chosen]
 
 
-def load_test(ds: MVTecDataset, size: int, resample: str, limit: int | None = None):  # noqa: ANN201
-    refs = test_samples(ds, limit)
-    return refs, [ds.load(r, size, resample) for r in refs]
+def load_test(ds: MVTecDataset, size: int, resample: str, limit: int | None = None,  # noqa: ANN201
+              resize: str = "stretch"):
+    refs = audit_refs(ds, limit)
+    return refs, [ds.load(r, size, resample, resize) for r in refs]
 
 
 def score(model: torch.nn.Module, ds: MVTecDataset, params: AuditParams) -> Scoring:
     """Step 1: reconstruct and score the test split, fit tau*."""
     external = isinstance(model, ExternalDetector)
     refs, samples = load_test(ds, model.size if external else model.config.image_size, params.resample,
-                              params.limit)
+                              params.limit, params.resize)
     images = np.stack([s.image for s in samples])
     if external:  # its own score and map; "rec" holds what hidden segments show (the background)
         scores, maps = model.scores_and_maps(images)
@@ -225,7 +227,7 @@ def _identity(weights: Path | ExternalDetector) -> str:
 
 def audit_key(ds: MVTecDataset, weights: Path, params: AuditParams) -> str:
     """Hash of the test data (file bytes), the weights (config + tensors) and the parameters."""
-    refs = test_samples(ds, params.limit)
+    refs = audit_refs(ds, params.limit)
     files = [r.image_path for r in refs] + [r.mask_path for r in refs if r.mask_path]
     parts = [_sha(files), _identity(weights), json.dumps(asdict(params), sort_keys=True), __version__,
              str(ENGINE_REVISION)]
@@ -276,7 +278,7 @@ def _run_locked(run: Path, ds: MVTecDataset, model: torch.nn.Module, weights: Pa
                 key: str, workers: tuple[int, str | None], progress: Callable[[int, int, str], None] | None,
                 notice: Callable[[str], None] | None) -> Path:
     sc = score(model, ds, params)
-    keys = sample_keys(ds, weights, params, sc.ids, test_samples(ds, params.limit))
+    keys = sample_keys(ds, weights, params, sc.ids, audit_refs(ds, params.limit))
     partial = run / "partial"
     partial.mkdir(parents=True, exist_ok=True)
     stale = [p for p in partial.iterdir() if p.name.removesuffix(".npz") not in set(keys)]
@@ -358,7 +360,8 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: P
             "weights": weights.source if isinstance(weights, ExternalDetector) else portable(weights),
             **({"detector": weights.describe()} if isinstance(weights, ExternalDetector) else {}),
             "params": asdict(params), "samples": params.samples,
-            "backend": "torch" if params.engine == "reference" else backends.resolve(params.backend, params.device),
+            "backend": ("torch" if params.engine == "reference"
+                        else backends.resolve(params.backend, params.device)),
             "segmentation": segmentation_parameters(params.segments, params.seed),
             "tau": sc.tau, "auroc": det.auroc, "accuracy": det.accuracy,
             "confusion": det.describe(), "n_samples": len(sc.ids)}

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from xad import portable
+from xad.cards_vaegan import curve_section, training_lines
 from xad.weights import ModelRecord, read_record
 
 #: Table 1 / 2 of Liznerski et al. (AuROC normal vs CE, FID_N; in %), for comparison in the UI.
@@ -94,7 +95,7 @@ def _wall(meta: dict[str, Any]) -> str:
 
 def vaegan_card(r: ModelRecord) -> str:
     """The VAE-GAN's card: training and the test split's detection metrics."""
-    m, meta, s = r.metrics, r.meta, r.meta.get("train_settings", {})
+    m, meta = r.metrics, r.meta
     by_defect = " · ".join(f"{k} {v:.2f}" for k, v in m.get("auroc_by_defect", {}).items())
     rows = markdown_table([{"metric": "image AUROC", "value": f"{m.get('test_auroc', NAN):.3f}"},
                            {"metric": "accuracy at tau*", "value": f"{m.get('accuracy_at_tau_star', NAN):.3f}"},
@@ -106,12 +107,7 @@ normal images; anomaly map m = |gs(x) - gs(x')| (gs: per-pixel max over channels
 alpha = max(m), threshold tau* = argmax sqrt(TPR (1 - FPR)). Reconstruction from the posterior mean.
 
 - **Command:** `{meta.get('command', '')}`
-- **Data:** `{meta.get('training_data')}`, {meta.get('image_size')} px ({meta.get('resample')} resize)
-- **Seed:** {meta.get('seed')}; batch {s.get('batch_size')}; Adam lr {s.get('lr')}; augmentation
-  `{s.get('augment')}`; bf16 autocast {'on' if s.get('bf16') else 'off'}
-- **Steps:** {meta.get('steps_done')} (asked {s.get('steps')}, time cap {s.get('max_minutes')} min);
-  **CPU wall time:** {_wall(meta)}
-- **Weights:** fp16 safetensors (loaded as fp32); architecture sizes in config.json
+{training_lines(meta)}- **Weights:** fp16 safetensors (loaded as fp32); architecture sizes in config.json
 
 ## Measured on the test split
 tau* fitted on the test labels, as the paper does (`python -m xad evaluate vaegan --weights {portable(r.path)}`).
@@ -121,7 +117,7 @@ tau* fitted on the test labels, as the paper does (`python -m xad evaluate vaega
 {m.get('confusion', '')}.
 
 AUROC per defect type (each against all good images): {by_defect}.
-{card_notes(r)}"""
+{curve_section(meta)}{card_notes(r)}"""
 
 
 # -- detectors ------------------------------------------------------------------------------------

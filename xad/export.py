@@ -103,7 +103,8 @@ def audit_report_html(run_path: str | Path) -> str:
     setups = tuple(run.info["params"]["setups"])
     ds = resolve_mvtec(resolve(run.info["data"]).parent, run.info["category"])
     size = run.maps["reconstruction"].shape[1]
-    samples = {r.id: ds.load(r, size, run.info["params"]["resample"]) for r in ds.refs("test")}
+    p = run.info["params"]
+    samples = {r.id: ds.load(r, size, p["resample"], p.get("resize", "stretch")) for r in ds.refs("test")}
     rows = []
     for i, r in run.results.iterrows():
         sample = samples[r["id"]]

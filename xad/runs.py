@@ -4,7 +4,6 @@ safely, listed, compared, and given a chosen threshold."""
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +12,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
-from xad import REPO_ROOT
+from xad import CACHE_ROOT, REPO_ROOT
 from xad.data.transforms import DataError
 from xad.metrics.detection import predicted_anomalous
 from xad.runfolder import atomic_write
 
 #: Where finished runs are cached (``$XAD_CACHE/audits``, default ``runs/audits`` in the checkout).
-AUDIT_CACHE = Path(os.environ.get("XAD_CACHE", REPO_ROOT / "runs")) / "audits"
+AUDIT_CACHE = CACHE_ROOT / "audits"
 #: Shipped audits live beside their weights: ``weights/<family>/<name>/audits/<run>/``.
 SHIPPED_AUDITS = REPO_ROOT / "weights"
 
@@ -273,7 +272,8 @@ def sample_view(run: AuditRun, sample_id: str) -> dict:
     if ref is None:
         raise DataError(f"{ds.folder}: sample {sample_id} of run {run.path.name} is not in the test split any more")
     size = run.maps["reconstruction"].shape[1]
-    sample = ds.load(ref, size, run.info.get("params", {}).get("resample", "nearest"))
+    p = run.info.get("params", {})
+    sample = ds.load(ref, size, p.get("resample", "nearest"), p.get("resize", "stretch"))
     setups = tuple(run.info.get("params", {}).get("setups", ()))
     return {"sample": sample, "reconstruction": run.maps["reconstruction"][i],
             "anomaly_map": run.maps["anomaly_map"][i].astype(np.float32),

@@ -21,6 +21,16 @@ def _scheduler(text: str) -> str:
     return text
 
 
+def _resize_of(weights) -> str:  # noqa: ANN001 - a weights folder or an external detector
+    """How the model's training made images square (config.json's ``resize``; stretch by default)."""
+    from pathlib import Path
+
+    from xad.detectors import ExternalDetector
+    from xad.weights import read_record
+
+    return "stretch" if isinstance(weights, ExternalDetector) else read_record(Path(weights)).meta.get("resize", "stretch")
+
+
 def _model(args: argparse.Namespace):  # noqa: ANN202 - (model, what identifies it)
     """A shipped/own VAE-GAN weights folder, or an external detector file (ONNX / OpenVINO IR)."""
     if args.detector is None:
@@ -47,7 +57,7 @@ def _model(args: argparse.Namespace):  # noqa: ANN202 - (model, what identifies 
 def _audit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from xad.audit import AuditParams, run_audit, test_samples
+    from xad.audit import AuditParams, run_audit, audit_refs
     from xad.data.catalog import resolve_mvtec
     from xad.precision import bf16_is_fast
 
@@ -57,7 +67,8 @@ def _audit(args: argparse.Namespace) -> int:
     params = AuditParams(setups=args.setups, segments=args.segments, samples=args.samples, seed=args.seed,
                          error_variant=args.variant, calibration=args.calibration, limit=args.limit,
                          bf16=bf16_is_fast() if args.precision == "auto" else args.precision == "bf16",
-                         engine=args.engine, backend=args.backend, device=args.device)
+                         engine=args.engine, backend=args.backend, device=args.device,
+                         resize=_resize_of(weights))
     from xad.backends import BackendError, resolve  # issue 16: one-line error for a backend
     from xad.data.transforms import DataError
 
@@ -66,7 +77,7 @@ def _audit(args: argparse.Namespace) -> int:
     except BackendError as exc:
         raise DataError(str(exc)) from None
     ds = resolve_mvtec(args.data, args.category)
-    bar = tqdm(total=len(test_samples(ds, args.limit)), desc="audit", unit="sample")
+    bar = tqdm(total=len(audit_refs(ds, args.limit)), desc="audit", unit="sample")
 
     def progress(done: int, total: int, sid: str) -> None:
         bar.n = done
@@ -112,7 +123,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="--background reference: an image of a normal part")
     au.add_argument("--input-size", type=integer(8), default=None,
                     help="--detector: the input side in px, for files whose size is not fixed")
-    au.add_argument("--setups", type=_setups, default=("S1", "S2", "S3"), help="comma-separated, e.g. S1,S3")
+    au.add_argument("--setups", type=_setups, default=("S1", "S2", "S3", "S4"),
+                    help="comma-separated, e.g. S1,S3 (default: all four, as the page)")
     au.add_argument("--samples", type=integer(10), default=5000,
                     help="LIME samples n / SHAP and ShapBPT max_evals (the paper's 5000)")
     au.add_argument("--segments", type=integer(2), default=100, help="LIME superpixels k (>= 2)")

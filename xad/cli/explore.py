@@ -10,10 +10,12 @@ from xad.cli.checks import IMAGE_OUTPUTS, UsageError, existing_file, integer, nu
 
 
 def _counterfactual(args: argparse.Namespace) -> int:
-    import numpy as np
     from PIL import Image
 
-    from xad.counterfactual import explain, find_generator, load_bundle
+    from xad.tensors import to_uint8
+
+    from xad.counterfactual.bundle import find_generator, load_bundle
+    from xad.counterfactual.explanation import explain
     from xad.data.transforms import read_image
 
     b = load_bundle(find_generator(args.setup))
@@ -21,7 +23,7 @@ def _counterfactual(args: argparse.Namespace) -> int:
         raise UsageError(f"--concept {args.concept}: this generator has concepts 1..{b.concepts}")
     e = explain(b, read_image(args.image), args.alpha)
     k = args.concept - 1
-    Image.fromarray(np.rint(e.counterfactuals[k] * 255).astype(np.uint8)).save(args.out)
+    Image.fromarray(to_uint8(e.counterfactuals[k])).save(args.out)
     print(json.dumps({"out": str(args.out), "score": round(e.score, 4), "alpha": args.alpha,
                       "concept": args.concept, "counterfactual_score": round(float(e.ce_scores[k]), 4)}))
     return 0
@@ -29,8 +31,9 @@ def _counterfactual(args: argparse.Namespace) -> int:
 
 def _diffedit(args: argparse.Namespace) -> int:
     """DiffEdit one image from the source prompt to the target prompt (the psi of the paper)."""
-    import numpy as np
     from PIL import Image
+
+    from xad.tensors import to_uint8
 
     from xad.data.transforms import read_image
     from xad.models import diffedit as de
@@ -45,7 +48,7 @@ def _diffedit(args: argparse.Namespace) -> int:
     image = de.fit_image(pipe, read_image(args.image))  # the model's own size (32 px; SD 512 px)
     r = de.diffedit(pipe, image, args.source, args.target, strength=args.strength, steps=args.steps,
                     guidance=args.guidance, seed=args.seed)
-    Image.fromarray(np.rint(r.edited[0] * 255).astype(np.uint8)).save(args.out)
+    Image.fromarray(to_uint8(r.edited[0])).save(args.out)
     print(json.dumps({"out": str(args.out), "mask_mean": round(float(r.masks[0].mean()), 4),
                       "source": args.source, "target": args.target, "strength": args.strength,
                       "steps": args.steps, "seed": args.seed}))

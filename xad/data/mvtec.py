@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xad.data.transforms import DataError, read_image, read_mask, resize_image, resize_mask
+from xad.data.transforms import DataError, read_image, read_mask, resize_image, resize_mask, square_geometry
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _IGNORED = {"thumbs.db", "desktop.ini"}
@@ -131,11 +131,13 @@ class MVTecDataset:
                     return found
         return None
 
-    def load(self, ref: SampleRef, size: int | None = None, resample: str = "lanczos") -> Sample:
+    def load(self, ref: SampleRef, size: int | None = None, resample: str = "lanczos",
+             geometry: str = "stretch") -> Sample:
         """Load a sample, optionally resized to ``size`` x ``size`` (masks with nearest neighbour).
 
         resample: "lanczos" (antialiased, for display and the default models) or "nearest" (what
-        the VAE-GAN reference code does).
+        the VAE-GAN reference code does). geometry: how a non-square image is made square first
+        (:data:`xad.data.transforms.GEOMETRIES`: stretch, pad, crop; the mask follows).
         """
         image = read_image(ref.image_path)
         mask = None
@@ -147,8 +149,8 @@ class MVTecDataset:
                     f"{ref.image_path.name} is {image.shape[1]}x{image.shape[0]}"
                 )
         if size is not None:
-            image = _resize(image, size, resample)
-            mask = None if mask is None else resize_mask(mask, size)
+            image = _resize(square_geometry(image, geometry), size, resample)
+            mask = None if mask is None else resize_mask(square_geometry(mask, geometry), size)
         return Sample(ref.id, image, mask, ref.defect)
 
     def load_all(

@@ -1,8 +1,10 @@
 """A deterministic generator of an industrial defect set in the MVTec AD layout.
 
-Two categories at 128 px (rendered at 2x and box-downsampled, so edges are anti-aliased):
+Three categories at 128 px (rendered at 2x and box-downsampled, so edges are anti-aliased):
 - ``hexnut``: a machined steel hex nut on a dark conveyor, varying pose, position, size and light;
   defects crack, cut, hole, print, scratch (painted on the nut's face or edge);
+- ``washer``: a flat steel washer on the same conveyor, varying position, size, ring width and
+  light; the same five defects (a smooth object without the nut's thread rings);
 - ``brick``: crops of the real brick-wall photo that scikit-image ships, tinted terracotta, varying
   crop, flip and light; defects crack, hole, scratch, stain.
 Every image has its own seed derived from (seed, category, split, defect, index), so the set is
@@ -115,6 +117,43 @@ def _hex_outline(centre: np.ndarray, apothem: float, theta: float, radius: float
     return np.asarray(rows, dtype=np.float32)
 
 
+def washer_scene(rng: np.random.Generator) -> Scene:
+    """A flat steel washer (a ring with chamfered edges and faint lapping marks) on the conveyor,
+    varying position, size, ring width and light: a smooth object, as the VAE-GAN's paper data."""
+    light_angle = rng.uniform(0, 2 * np.pi)
+    light = np.array([np.sin(light_angle), np.cos(light_angle)], dtype=np.float32)
+    background = _conveyor(rng, light)
+    centre = WORK / 2 + rng.uniform(-12, 12, size=2)
+    r_out = rng.uniform(86, 96)
+    r_in = r_out * rng.uniform(0.34, 0.40)
+    yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32)
+    yy, xx = yy - centre[0], xx - centre[1]
+    r, phi = np.hypot(yy, xx), np.arctan2(yy, xx)
+    ring = np.clip(r_out + 0.5 - r, 0, 1) * np.clip(r - r_in + 0.5, 0, 1)
+    facing = np.cos(phi - np.arctan2(light[0], light[1]))
+    steel = rng.uniform(0.58, 0.70)
+    lapping = 0.012 * _smooth_noise(rng, (WORK, WORK), 1.2) + 0.01 * np.sin(r * 0.9 + rng.uniform(0, 6))
+    face = steel + 0.05 * facing * (r - r_in) / (r_out - r_in) + lapping
+    bevel = 6.0  # chamfer width at WORK px, outer and inner edge
+    outer = np.clip((r - (r_out - bevel)) / bevel, 0, 1)
+    inner = np.clip(((r_in + bevel) - r) / bevel, 0, 1)
+    face = face + 0.14 * facing * outer - 0.14 * facing * inner - 0.05 * (outer + inner)
+    spot = light * (r_in + r_out) * 0.5
+    face += 0.10 * np.exp(-((yy - spot[0]) ** 2 + (xx - spot[1]) ** 2) / (2 * (r_out * 0.28) ** 2))
+    tint = np.array([1.0, 1.0, 1.02], dtype=np.float32) * rng.uniform(0.98, 1.02, 3)
+    body = np.clip(r_out + 0.5 - r, 0, 1)
+    shadow = ndimage.gaussian_filter(ndimage.shift(body, light * -6, order=1), 5)
+    belt = background * (1 - 0.45 * shadow)[..., None]
+    metal = np.clip(face[..., None] * tint, 0, 1)
+    image = belt * (1 - ring[..., None]) + metal * ring[..., None]
+    image *= rng.uniform(0.9, 1.1)
+    support = (np.clip(r_out + 0.5 - r, 0, 1) * np.clip(r - r_in - bevel, 0, 1)).astype(np.float32)
+    angles = np.linspace(0, 2 * np.pi, 42, endpoint=False)
+    outline = np.stack([centre[0] + r_out * np.sin(angles), centre[1] + r_out * np.cos(angles),
+                        -np.sin(angles), -np.cos(angles)], 1).astype(np.float32)
+    return Scene(np.clip(image, 0, 1).astype(np.float32), support, belt, outline)
+
+
 def brick_scene(rng: np.random.Generator) -> Scene:
     """A terracotta-tinted crop of scikit-image's brick photo, random crop, flip and light."""
     photo = _brick_photo()
@@ -158,6 +197,8 @@ class CategorySpec:
 CATEGORIES: dict[str, CategorySpec] = {
     "hexnut": CategorySpec(hexnut_scene, ("crack", "cut", "hole", "print", "scratch"),
                            "machined steel hex nut on a conveyor (object)"),
+    "washer": CategorySpec(washer_scene, ("crack", "cut", "hole", "print", "scratch"),
+                           "flat steel washer on a conveyor (object)"),
     "brick": CategorySpec(brick_scene, ("crack", "hole", "scratch", "stain"),
                           "terracotta brick wall from scikit-image's photo (texture)"),
 }

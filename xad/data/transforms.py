@@ -144,6 +144,32 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return np.asarray(img.resize((w, h), Image.Resampling.NEAREST)) > 127
 
 
+#: How a non-square image becomes the model's square input (masks follow the same geometry).
+#: stretch: resize both sides to the size (aspect ratio lost; the paper's resize, MVTec is square);
+#: pad: scale the longer side to the size and pad the shorter one symmetrically with black;
+#: crop: centre-crop the largest square, then resize (the ends of long images are lost).
+GEOMETRIES = ("stretch", "pad", "crop")
+
+
+def square_geometry(array: np.ndarray, geometry: str) -> np.ndarray:
+    """Make (H, W[, C]) square before resizing: unchanged (stretch), centre-cropped (crop) or padded
+    with zeros / False (pad). The same call on an image and its mask keeps them aligned."""
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
+    h, w = array.shape[:2]
+    if geometry == "stretch" or h == w:
+        return array
+    if geometry == "crop":
+        side = min(h, w)
+        y0, x0 = (h - side) // 2, (w - side) // 2
+        return array[y0: y0 + side, x0: x0 + side]
+    side = max(h, w)
+    y0, x0 = (side - h) // 2, (side - w) // 2
+    out = np.zeros((side, side, *array.shape[2:]), dtype=array.dtype)
+    out[y0: y0 + h, x0: x0 + w] = array
+    return out
+
+
 def mask_contour(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
     """Boundary pixels of a bool mask (H, W) -> bool (H, W), ``thickness`` pixels wide (inner):
     ``skimage.segmentation.find_boundaries`` (4-connected) peeled ``thickness`` times; pixels on

@@ -52,8 +52,9 @@ def fig2_scatter(results: pd.DataFrame, setups: tuple[str, ...]) -> go.Figure:
     row; dotted tau* line; colour by outcome. customdata holds each point's sample id."""
     cats = list(dict.fromkeys(results["category"]))
     fig = make_subplots(rows=len(setups), cols=len(cats), shared_xaxes=True, vertical_spacing=0.06,
-                        column_titles=cats, row_titles=[f"{s} ({ {'S3': 'SHAP', 'S4': 'ShapBPT'}.get(s, 'LIME')})"
-                                                        for s in setups])
+                        column_titles=cats,
+                        row_titles=[f"{s} ({ {'S3': 'SHAP', 'S4': 'ShapBPT'}.get(s, 'LIME')})"
+                                    for s in setups])
     for r, setup in enumerate(setups, 1):
         for c, cat in enumerate(cats, 1):
             part = results[results["category"] == cat]
