@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xad.tensors import to_uint8  # the image the tree is built from
+
 #: ShapBPT's own default batch: the order in which the tree is refined depends on it.
 BATCH_SIZE = 64
 
@@ -30,12 +32,6 @@ class BptResult:
     attribution: np.ndarray
     evaluations: int
 
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """The image the tree is built from: (H, W, 3) float in [0, 1] or uint8 -> uint8."""
-    if x.dtype == np.uint8:
-        return x
-    return np.clip(np.rint(np.asarray(x, np.float64) * 255), 0, 255).astype(np.uint8)
 
 
 def masked_function(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
