@@ -68,7 +68,10 @@ def test_shipped_audit_matches_a_fresh_scoring(record) -> None:  # noqa: ANN001
     model, _ = load_model(record.path)
     ds = resolve_mvtec("embedded", record.meta["category"])
     params = audit.AuditParams(**dict(run.info["params"], setups=tuple(run.info["params"]["setups"])))
-    assert audit.audit_key(ds, record.path, params) == run.info["key"]  # the page finds it
+    if audit.audit_key(ds, record.path, params) != run.info["key"]:
+        # made by an earlier engine (before the Lab segmentation): the page cannot find it by its
+        # settings and offers it instead ("Show the shipped audit", tests/test_app.py)
+        assert audit.open_audit(ds, record.path, params) is None
     sc = audit.score(model, ds, params)
     np.testing.assert_allclose(sc.scores, run.results["score"], atol=2e-3)
 
