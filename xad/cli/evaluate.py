@@ -16,7 +16,8 @@ def _evaluate_vaegan(args: argparse.Namespace) -> int:
 
 
 def _evaluate_cegan(args: argparse.Namespace) -> int:
-    from xad.counterfactual import evaluate, evaluate_folder, load_bundle
+    from xad.counterfactual.bundle import load_bundle
+    from xad.counterfactual.evaluation import evaluate, evaluate_folder
 
     if args.out is None:
         folder = evaluate_folder(args.weights, args.data, args.limit)
