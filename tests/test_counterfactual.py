@@ -105,7 +105,11 @@ def test_alpha_sampling() -> None:
     a = sample_alpha(4000, "extremes", g)
     assert ((a == 0) | (a == 1)).float().mean() == pytest.approx(0.5, abs=0.05)
     u = sample_alpha(4000, "uniform", g)
-    assert 0 <= u.min() and u.max() <= 1 and ((u == 0) | (u == 1)).sum() == 0
+    assert ((u == 0) | (u == 1)).sum() == 0  # no extremes drawn
+    from scipy.stats import kstest
+
+    assert kstest(u.numpy(), "uniform").pvalue > 0.01  # U[0, 1]: a skewed or shifted draw fails
+    assert kstest((u ** 2).numpy(), "uniform").pvalue < 1e-6  # and the test can tell a wrong one
 
 
 @pytest.mark.parametrize("kind", ["bce", "hsc", "dsvdd"])
