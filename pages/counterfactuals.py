@@ -128,9 +128,22 @@ def live(image: np.ndarray, caption: str) -> None:
         st.plotly_chart(fig, key="cf_concepts")
         figure_downloads(fig, f"counterfactuals_alpha{alpha:.2f}", key="cf-concepts")
     alphas, seq, reached = cfe.alpha_sequence(b, image, k - 1)
-    fig = pc.alpha_strip_figure(alphas, seq, reached, k - 1)
-    st.plotly_chart(fig, key="cf_strip")
-    figure_downloads(fig, f"alpha_sequence_k{k}", key="cf-strip")
+    strip, curve = st.columns([3, 2])
+    with strip:
+        fig = pc.alpha_strip_figure(alphas, seq, reached, k - 1)
+        st.plotly_chart(fig, key="cf_strip")
+        figure_downloads(fig, f"alpha_sequence_k{k}", key="cf-strip")
+    with curve:
+        rows = (b.record.metrics or {}).get("calibration")
+        if rows:
+            m = b.record.metrics
+            fig = pc.calibration_figure(rows, alpha, f"Calibration on {m.get('n_anomalies')} test anomalies: "
+                                                     f"target error {m['target_error']:.3f}")
+            st.plotly_chart(fig, key="cf_calibration")
+            figure_downloads(fig, "calibration", key="cf-calibration")
+        else:
+            st.info("No calibration curve stored for this generator: run "
+                    f"`python -m xad evaluate cegan --weights {b.record.path}`.")
     if e.edit is not None:
         fig = pc.diffedit_figure(e)
         st.plotly_chart(fig, key="cf_diffedit")
@@ -195,6 +208,14 @@ else:
             for note in notes[1:]:
                 st.markdown(note)
     table_download(table, f"{b.record.path.name}_metrics", key="cf-metrics-csv")
+    if metrics.get("route_shares_ce"):
+        st.subheader("Concept routes: which way of being normal each concept takes (alpha = 0)")
+        routes = pd.DataFrame(cards.route_table(metrics))
+        st.dataframe(routes, hide_index=True, width="stretch")
+        st.caption("Share (%) of each concept's counterfactuals that the independent classifier judges "
+                   "normal by each route (exclusive cells). The paper's picture: one concept recolours "
+                   "(\"red only\"), the other turns the anomaly into a one (\"digit 1 only\").")
+        table_download(routes, f"{b.record.path.name}_routes", key="cf-routes-csv")
     if gan is not None:  # the GAN measured on as many test anomalies as the DiffEdit version, where stored
         n = metrics.get("n_anomalies")
         gan_metrics = cfb.stored_evaluation(gan, n) or gan.metrics

@@ -154,6 +154,39 @@ def test_auroc_and_concept_accuracy_by_hand() -> None:
     assert cm.concept_accuracy(logits, np.array([0, 1, 1, 1])) == 0.75
 
 
+def test_target_error_and_route_shares_by_hand() -> None:
+    assert cm.target_error(np.array([0.1, 0.5, 0.3]), 0.3) == pytest.approx((0.2 + 0.2 + 0.0) / 3)
+    assert cm.target_error(np.array([0.0, 1.0]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    red, one = np.array([True, True, False, False, False]), np.array([False, True, True, False, False])
+    shares = cm.route_shares({"red": red, "digit 1": one})
+    assert shares == {"red only": 0.2, "digit 1 only": 0.2, "both": 0.2, "neither": 0.4}
+    assert cm.route_shares({"digit 7": np.array([True, False, False, False])}) == {"digit 7": 0.25, "neither": 0.75}
+    with pytest.raises(ValueError):
+        cm.route_shares({})
+
+
+def test_generator_loss_is_the_papers_hinge_by_default() -> None:
+    from xad.train.cegan import generator_loss
+
+    d = torch.tensor([2.0, 0.5, -1.0])  # D calls the first image real beyond the margin
+    assert generator_loss(d).item() == pytest.approx((0.0 + 0.5 + 2.0) / 3)  # mean max(0, 1 - D)
+    assert generator_loss(d, "linear").item() == pytest.approx(-(2.0 + 0.5 - 1.0) / 3)
+    assert GP["cpu"].generator_loss == "hinge" and GP["cpu"].alpha_sampling == "uniform"
+    assert not GP["cpu"].colour_mixing and GP["cpu"].cycle == "full" and GP["cpu"].lambda_gan == 1.0
+    with pytest.raises(ValueError, match="generator_loss"):
+        dataclasses.replace(GP["tiny"], generator_loss="wasserstein")
+
+
+def test_cards_label_every_departure_from_the_papers_objective() -> None:
+    from xad.cards import objective_extensions
+
+    assert objective_extensions(dataclasses.asdict(GP["cpu"])) == []
+    old = {"lambda_gan": 5.0, "alpha_sampling": "extremes", "cycle": "intensity", "colour_mixing": True}
+    # a config from before generator_loss existed was trained with L_G = -D
+    assert objective_extensions(old) == ["alpha sampling `extremes`", "L_G `linear`", "L_cyc `intensity`",
+                                         "colour mixing `True`", "lambda_gan `5.0`"]
+
+
 def test_normal_routes_by_hand() -> None:
     routes = semantic.normal_routes("mnist:7", [np.array([7, 3])])
     np.testing.assert_array_equal(routes["digit 7"], [True, False])
@@ -242,7 +275,25 @@ def test_commands_write_cards_and_the_bundle_explains(tiny_cf_bundle: Path, tmp_
     assert main(["counterfactual", "--setup", "nowhere", "--image", str(png), "--out", str(png)]) == 2
     out = tmp_path / "metrics.json"
     assert main(["evaluate", "cegan", "--weights", str(tiny_cf_bundle), "--limit", "50", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["n_anomalies"] == 50
+    written = json.loads(out.read_text())
+    assert written["n_anomalies"] == 50
+    # calibration: 11 alphas x 2 concepts, each row's error recomputed from fresh scores
+    rows = written["calibration"]
+    assert [(r["alpha"], r["k"]) for r in rows] == [(a / 10, k) for k in (1, 2) for a in range(11)]
+    data = semantic.load_setup(b.setup)
+    rng = np.random.default_rng(0)
+    anomalies = data.anomalies_test[rng.permutation(len(data.anomalies_test))[:50]]
+    from xad.models.detectors import score_images
+
+    s = score_images(b.detector, cfb.generate(b, anomalies, 0.7, 1))
+    row = next(r for r in rows if r["alpha"] == 0.7 and r["k"] == 2)
+    assert row["target_error"] == pytest.approx(np.abs(s - 0.7).mean(), abs=1e-4)
+    assert row["mean_score"] == pytest.approx(s.mean(), abs=1e-4)
+    assert written["target_error"] == pytest.approx(np.mean([r["target_error"] for r in rows]), abs=1e-4)
+    shares = written["route_shares_ce"]["k1"]
+    assert set(shares) == {"red only", "digit 1 only", "both", "neither"}
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    assert shares["red only"] + shares["both"] == pytest.approx(written["judged_routes_ce"]["k1"]["red"], abs=1e-3)
 
 
 def test_tiles_figure_puts_each_tile_on_one_canvas() -> None:

@@ -289,6 +289,65 @@ def _judge_note(m: dict[str, Any]) -> str:
             "recognise a counterfactual as normal.")
 
 
+#: the paper's objective; any other value of these config fields is one of xad's extensions
+PAPER_OBJECTIVE = {"alpha_sampling": "uniform", "generator_loss": "hinge", "cycle": "full", "colour_mixing": False,
+                   "lambda_gan": 1.0}
+EXTENSION_NAMES = {"alpha_sampling": "alpha sampling", "generator_loss": "L_G", "cycle": "L_cyc",
+                   "colour_mixing": "colour mixing", "lambda_gan": "lambda_gan"}
+
+
+def objective_extensions(config: dict[str, Any]) -> list[str]:
+    """The config fields where a generator departs from the paper's objective, as "name value"
+    (a config from before a field existed reads as the behaviour it was trained with)."""
+    old = {"alpha_sampling": "extremes", "generator_loss": "linear", "cycle": "full", "colour_mixing": False}
+    out = []
+    for key, paper in PAPER_OBJECTIVE.items():
+        value = config.get(key, old.get(key, paper))
+        if value != paper:
+            out.append(f"{EXTENSION_NAMES[key]} `{value}`")
+    return out
+
+
+def calibration_table(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows alpha | per concept "mean ± std (|error|)" from the stored calibration curve."""
+    rows: dict[float, dict[str, Any]] = {}
+    for c in m.get("calibration") or []:
+        row = rows.setdefault(c["alpha"], {"alpha": f"{c['alpha']:.1f}"})
+        row[f"k = {c['k']}: score mean ± std"] = f"{c['mean_score']:.3f} ± {c['std_score']:.3f}"
+        row[f"k = {c['k']}: |error|"] = f"{c['target_error']:.3f}"
+    return list(rows.values())
+
+
+def route_table(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows concept | share (%) of its CEs per exclusive route, from ``route_shares_ce``."""
+    return [{"concept": k.replace("k", "k = "), **{name: _pct(v) for name, v in shares.items()}}
+            for k, shares in (m.get("route_shares_ce") or {}).items()]
+
+
+def _calibration_section(m: dict[str, Any]) -> str:
+    if not m.get("calibration"):
+        return ""
+    per_k = ", ".join(f"k = {k[len('target_error_k'):]} {v:.3f}" for k, v in m.items()
+                      if k.startswith("target_error_k"))
+    text = f"""
+## Calibration: does the detector give G(x, alpha, k) the score alpha?
+The detector's score of the CEs of the {m.get('n_anomalies')} test anomalies for each target alpha
+(ideal: mean = alpha, |error| = 0). **Target error** mean |phi(G(x, alpha, k)) - alpha| over
+every alpha and concept: **{m['target_error']:.3f}** ({per_k}; the issue's bar: <= 0.10).
+
+{markdown_table(calibration_table(m))}
+"""
+    if m.get("route_shares_ce"):
+        text += f"""
+## Concept routes (alpha = 0)
+Share of each concept's CEs that the independent classifier judges normal by each route (exclusive
+cells, % of that concept's CEs).
+
+{markdown_table(route_table(m))}
+"""
+    return text
+
+
 def cegan_card(r: ModelRecord) -> str:
     """A counterfactual generator's card: method, objective, training, the paper's metrics."""
     m, meta, s, c = r.metrics, r.meta, r.meta.get("train_settings", {}), r.config
@@ -307,8 +366,8 @@ def cegan_card(r: ModelRecord) -> str:
 - **Command:** `{meta.get('command', '')}`
 - **Data:** {meta.get('training_data')}
 - **Objective:** lambda_gan {c['lambda_gan']}, lambda_phi {c['lambda_phi']}, lambda_rec {c['lambda_rec']},
-  lambda_r {c['lambda_r']}; alpha sampling `{c['alpha_sampling']}`; pseudo-anomaly share
-  {c['pseudo_anomaly_fraction']}
+  lambda_r {c['lambda_r']}; alpha sampling `{c['alpha_sampling']}`; L_G `{c.get('generator_loss', 'linear')}`;
+  pseudo-anomaly share {c['pseudo_anomaly_fraction']}. {_extensions_line(c)}
 - **Seed:** {meta.get('seed')}; {meta.get('steps_done')} steps of batch {s.get('batch_size')} (asked {s.get('steps')});
   Adam lr {s.get('lr')}{'' if not s.get('d_lr') else ' (discriminator ' + str(s['d_lr']) + ')'}
 - **CPU wall time:** {_wall(meta)}
@@ -321,7 +380,14 @@ def cegan_card(r: ModelRecord) -> str:
 {table}
 
 Per concept: {per_k}.{_judge_note(m)}
+{_calibration_section(m)}
 {card_notes(r)}"""
+
+
+def _extensions_line(c: dict[str, Any]) -> str:
+    ext = objective_extensions(c)
+    return ("**Departs from the paper's objective (xad extensions):** " + ", ".join(ext) + "."
+            if ext else "The paper's objective (uniform alpha, hinge L_G, full-channel L_rec and L_cyc).")
 
 
 # -- the text-conditional latent diffusion model for DiffEdit -------------------------------------

@@ -84,7 +84,8 @@ def _train_cegan(args: argparse.Namespace) -> int:
                              max_minutes=args.minutes, lr=args.lr, d_lr=args.d_lr)
     overrides = {k: v for k, v in (("lambda_rec", args.lambda_rec), ("lambda_phi", args.lambda_phi),
                                    ("lambda_r", args.lambda_r), ("lambda_gan", args.lambda_gan),
-                                   ("alpha_sampling", args.alpha_sampling)) if v is not None}
+                                   ("alpha_sampling", args.alpha_sampling),
+                                   ("generator_loss", args.generator_loss)) if v is not None}
     if args.colour_mixing:
         if args.diffedit is not None:
             raise DataError("--colour-mixing recolours images; the DiffEdit version's G' maps latents")
@@ -210,7 +211,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="the discriminator's learning rate (default: --lr; larger = TTUR)")
     for name in ("lambda-rec", "lambda-phi", "lambda-r", "lambda-gan"):
         cg.add_argument(f"--{name}", type=number(0), default=None)
-    cg.add_argument("--alpha-sampling", choices=["uniform", "extremes"], default=None)
+    cg.add_argument("--alpha-sampling", choices=["uniform", "extremes"], default=None,
+                    help="target scores alpha while training: uniform in [0, 1] (the paper, the default) "
+                         "or extremes (half exactly 0 or 1; an extension)")
+    cg.add_argument("--generator-loss", choices=["hinge", "linear"], default=None,
+                    help="L_G: hinge max(0, 1 - D(G(x))) (the paper, the default) or linear -D(G(x)) "
+                         "(an extension)")
     cg.add_argument("--colour-mixing", action="store_true",
                     help="G may also recolour the whole image (a 3x3 colour matrix per image, from the "
                          "identity); for data where colour is a concept, e.g. coloured MNIST")

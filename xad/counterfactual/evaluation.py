@@ -19,13 +19,38 @@ from xad.tensors import to_float
 from xad.weights import write_metrics
 
 
+#: the target scores of the calibration curve
+CALIBRATION_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def calibration(b: Bundle, anomalies: np.ndarray, alphas: tuple[float, ...] = CALIBRATION_ALPHAS) -> dict:
+    """The curve alpha -> detector score of G(x, alpha, k) on the test anomalies, per concept.
+
+    Returns ``calibration``: one row per (alpha, k) with the mean, standard deviation, median and
+    target error mean |phi(G(x, alpha, k)) - alpha|; ``target_error`` (mean over every row) and
+    ``target_error_k<k>`` per concept (1-based)."""
+    rows = []
+    for k in range(b.concepts):
+        for a in alphas:
+            s = score_images(b.detector, generate(b, anomalies, a, k))
+            rows.append({"alpha": a, "k": k + 1, "mean_score": round(float(s.mean()), 4),
+                         "std_score": round(float(s.std()), 4), "median_score": round(float(np.median(s)), 4),
+                         "target_error": round(cm.target_error(s, a), 4)})
+    per_k = {f"target_error_k{k + 1}": round(float(np.mean([r["target_error"] for r in rows if r["k"] == k + 1])), 4)
+             for k in range(b.concepts)}
+    return {"calibration": rows, "target_error": round(float(np.mean([r["target_error"] for r in rows])), 4),
+            **per_k}
+
+
 def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, seed: int = 0) -> dict:
     """The paper's metrics on (up to ``limit``; default 2000, 500 for DiffEdit) test anomalies and
     normal test images, alpha = 0.
 
     Returns auroc_normal_vs_ce (per concept and all), fid_n (% ; None without an extractor),
     concept_accuracy (R on the held-out CEs), mse and ssim (anomaly vs CE), the detector's mean
-    score on anomalies before and on their CEs after, and the counts used. For DiffEdit also the
+    score on anomalies before and on their CEs after, the calibration curve and target error
+    (:func:`calibration`), where the setup has a label rule the concept-route shares, and the
+    counts used. For DiffEdit also the
     plain edit psi(x)'s AuROC, mean score, MSE and SSIM, and seconds per image for psi and for G'.
     """
     limit = limit or (500 if b.backend == "diffedit" else 2000)
@@ -78,6 +103,7 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
         out["fid_anomalies_normal"] = round(cm.fid(f_anom, f_norm), 3)
         out["feature_extractor"] = b.features_record.name
         out.update(judged_normal(b, normal, anomalies, ces))
+    out.update(calibration(b, anomalies))
     return out
 
 
@@ -85,19 +111,26 @@ def judged_normal(b: Bundle, normal: np.ndarray, anomalies: np.ndarray, ces: lis
     """How often an independent classifier (the setup's feature extractor, trained on the dataset's
     own labels, never on the detector) puts an image in a normal class: normal test images,
     anomalies, and each concept's CEs (alpha = 0), overall and per way of being normal
-    (e.g. "red" and "digit 1" on coloured MNIST). A proxy for "a person recognises it as normal"."""
-    def rates(images: np.ndarray) -> dict[str, float]:
-        routes = semantic.normal_routes(b.setup, predict(b.features, images))
-        anyroute = np.logical_or.reduce(list(routes.values()))
+    (e.g. "red" and "digit 1" on coloured MNIST), and the exclusive route shares per concept
+    (``route_shares_ce``: "red only", "digit 1 only", "both", "neither"). A proxy for "a person
+    recognises it as normal"."""
+    def routes(images: np.ndarray) -> dict[str, np.ndarray]:
+        return semantic.normal_routes(b.setup, predict(b.features, images))
+
+    def rates(r: dict[str, np.ndarray]) -> dict[str, float]:
+        anyroute = np.logical_or.reduce(list(r.values()))
         return {"normal": round(float(anyroute.mean()), 4),
-                **{name: round(float(v.mean()), 4) for name, v in routes.items()}}
+                **{name: round(float(v.mean()), 4) for name, v in r.items()}}
 
     try:
-        per_k = [rates(ce) for ce in ces]
-        out = {"judged_normal_normal_test": rates(normal)["normal"],
-               "judged_normal_anomalies": rates(anomalies)["normal"],
+        ce_routes = [routes(ce) for ce in ces]
+        per_k = [rates(r) for r in ce_routes]
+        out = {"judged_normal_normal_test": rates(routes(normal))["normal"],
+               "judged_normal_anomalies": rates(routes(anomalies))["normal"],
                "judged_normal_ce": round(float(np.mean([r["normal"] for r in per_k])), 4),
-               "judged_routes_ce": {f"k{k + 1}": r for k, r in enumerate(per_k)}}
+               "judged_routes_ce": {f"k{k + 1}": r for k, r in enumerate(per_k)},
+               "route_shares_ce": {f"k{k + 1}": {n: round(v, 4) for n, v in cm.route_shares(r).items()}
+                                   for k, r in enumerate(ce_routes)}}
     except DataError:  # a setup without a label-based rule: no judge
         return {}
     return out

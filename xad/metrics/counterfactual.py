@@ -5,7 +5,9 @@
 - FID between two sets of feature vectors, and the normalised FID_N = FID(CEs, normal) /
   FID(anomalies, normal) in %;
 - accuracy of the concept classifier on counterfactuals;
-- minimality: mean squared error and SSIM between each anomaly and its counterfactual.
+- minimality: mean squared error and SSIM between each anomaly and its counterfactual;
+- calibration: how far the detector's score of G(x, alpha, k) lands from the target alpha;
+- concept routes: which way of being normal each CE takes (e.g. "red" or "digit 1").
 """
 
 from __future__ import annotations
@@ -60,3 +62,23 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     return np.array([structural_similarity(x, y, channel_axis=-1, data_range=1.0)
                      for x, y in zip(np.asarray(a, np.float64), np.asarray(b, np.float64))])
+
+
+def target_error(scores: np.ndarray, alpha: float | np.ndarray) -> float:
+    """Mean |phi(G(x, alpha, k)) - alpha| over the CEs: 0 = every CE gets exactly the asked score."""
+    return float(np.mean(np.abs(np.asarray(scores, np.float64) - np.asarray(alpha, np.float64))))
+
+
+def route_shares(routes: dict[str, np.ndarray]) -> dict[str, float]:
+    """Shares of images taking each way of being normal: with two routes a and b (boolean arrays,
+    e.g. {"red": ..., "digit 1": ...}) the four exclusive cells "a only", "b only", "both",
+    "neither" (summing to 1); with one route "a" and "neither"."""
+    names = list(routes)
+    if not names or len(names) > 2:
+        raise ValueError("route_shares takes one or two routes")
+    r = [np.asarray(routes[n], bool) for n in names]
+    if len(r) == 1:
+        return {names[0]: float(r[0].mean()), "neither": float((~r[0]).mean())}
+    a, b = r
+    return {f"{names[0]} only": float((a & ~b).mean()), f"{names[1]} only": float((~a & b).mean()),
+            "both": float((a & b).mean()), "neither": float((~a & ~b).mean())}

@@ -26,6 +26,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from xad.weights import register
 
 ALPHA_SAMPLING = ("uniform", "extremes")
+GENERATOR_LOSSES = ("hinge", "linear")
 SPACES = ("image", "latent")
 CYCLES = ("full", "intensity")
 
@@ -43,7 +44,9 @@ class CEGANConfig:
     lambda_phi: float = 1.0
     lambda_rec: float = 10.0
     lambda_r: float = 1.0
-    alpha_sampling: str = "extremes"  # "uniform" in [0, 1], or "extremes": 0 or 1 half the time
+    alpha_sampling: str = "uniform"  # "uniform" in [0, 1] (the paper), or "extremes": 0 or 1 half the time
+    # L_G: "hinge" max(0, 1 - D(G(x))) (the paper), or "linear" -D(G(x)) (an earlier xad default)
+    generator_loss: str = "hinge"
     pseudo_anomaly_fraction: float = 0.25  # share of a batch replaced by G(x, alpha >> phi(x), k)
     # what G maps: RGB images in [0, 1] (the GAN version), or an autoencoder's latents (G' of the
     # DiffEdit version: code_channels planes, any real values)
@@ -68,6 +71,8 @@ class CEGANConfig:
             raise ValueError(f"cycle must be one of {CYCLES}")
         if self.cycle == "intensity" and self.space != "image":
             raise ValueError("cycle 'intensity' compares RGB images: only for space 'image'")
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(f"generator_loss must be one of {GENERATOR_LOSSES}")
         if self.alpha_sampling not in ALPHA_SAMPLING:
             raise ValueError(f"alpha_sampling must be one of {ALPHA_SAMPLING}")
         if self.concepts < 1:

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from xad.plots.images import display_rgb, heat_rgb, tiles_figure
 
+
 def concepts_figure(e, title: str = "") -> go.Figure:  # noqa: ANN001 - an Explanation
     """The anomaly beside its counterfactual for every concept (top) and the change maps
     |x - x_bar| (bottom, Inferno from 0 to 1), each titled with the detector's score."""
@@ -46,3 +47,30 @@ def sd_edit_figure(image: np.ndarray, mask: np.ndarray, edited: np.ndarray, titl
     """A Stable Diffusion DiffEdit: input, mask and edit (any size; shown at 256 px)."""
     return tiles_figure([[display_rgb(image, 256), heat_rgb(mask, 256), display_rgb(edited, 256)]],
                         [["input", "DiffEdit mask", "edit"]], title)
+
+
+def calibration_figure(rows: list[dict], alpha: float | None = None, title: str = "") -> go.Figure:
+    """The detector's score of G(x, alpha, k) against the target alpha, per concept: the mean with
+    a band of one standard deviation, the identity line (a perfectly calibrated generator) and the
+    slider's alpha marked."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="ideal: score = alpha",
+                             line=dict(color="grey", dash="dash")))
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    for i, k in enumerate(sorted({r["k"] for r in rows})):
+        pts = sorted((r for r in rows if r["k"] == k), key=lambda r: r["alpha"])
+        a = [r["alpha"] for r in pts]
+        mean = np.array([r["mean_score"] for r in pts])
+        std = np.array([r["std_score"] for r in pts])
+        colour = palette[i % len(palette)]
+        fig.add_trace(go.Scatter(x=a + a[::-1], y=list(np.clip(mean + std, 0, 1)) + list(np.clip(mean - std, 0, 1))[::-1],
+                                 fill="toself", mode="lines", line=dict(width=0), fillcolor=colour, opacity=0.15,
+                                 hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=a, y=mean, mode="lines+markers", name=f"k = {k}", line=dict(color=colour)))
+    if alpha is not None:
+        fig.add_vline(x=alpha, line=dict(color="black", width=1), annotation_text=f"alpha = {alpha:.2f}")
+    fig.update_layout(title=dict(text=title or "Calibration: the detector's score of G(x, alpha, k)", font=dict(size=14)),
+                      xaxis=dict(title="target score alpha", range=[-0.02, 1.02]),
+                      yaxis=dict(title="detector score (mean ± std)", range=[-0.02, 1.02]),
+                      height=340, margin=dict(l=50, r=20, t=50, b=45), legend=dict(orientation="h", y=-0.25))
+    return fig

@@ -3,7 +3,8 @@ frozen detector phi, with the full objective of their eq. (1):
 
     lambda_gan (L_D + L_G) + lambda_phi L_phi + lambda_rec (L_rec + L_cyc) + lambda_r L_con
 
-- L_D, L_G: hinge losses, D with spectral normalisation; D's real images are normal training images;
+- L_D, L_G: hinge losses (L_G = max(0, 1 - D(G(x))) as the paper; ``generator_loss = "linear"``
+  is -D(G(x))), D with spectral normalisation; D's real images are normal training images;
 - L_phi: the continuous BCE between the target alpha and phi(G(x, alpha, k)) (the paper writes it
   with a minus sign in front of the log-likelihood; we minimise the cross entropy);
 - L_rec = |x - G(x, phi(x), k)|_1, L_cyc = |x - G(G(x, alpha, k), phi(x), k)|_1 (means over pixels);
@@ -82,6 +83,12 @@ def cycle_loss(x: torch.Tensor, x_back: torch.Tensor, how: str = "full") -> torc
     return (x - x_back).abs().mean()
 
 
+def generator_loss(d_fake: torch.Tensor, how: str = "hinge") -> torch.Tensor:
+    """L_G from the discriminator's outputs on G's images: "hinge" mean max(0, 1 - D) (the paper;
+    no gradient once D calls an image real by the margin), "linear" mean -D (unbounded)."""
+    return F.relu(1 - d_fake).mean() if how == "hinge" else -d_fake.mean()
+
+
 def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Tensor,
            g: torch.Generator, decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
            images: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -110,7 +117,7 @@ def losses(model: CEGAN, phi: torch.nn.Module, x: torch.Tensor, x_real: torch.Te
     x_bar = dec(code_bar)
     d_loss = F.relu(1 - model.discriminate(x_real).float()).mean() + \
         F.relu(1 + model.discriminate(x_bar.detach()).float()).mean()
-    l_g = -model.discriminate(x_bar).float().mean()
+    l_g = generator_loss(model.discriminate(x_bar).float(), c.generator_loss)
     l_phi = score_loss(phi, x_bar, alpha)
     l_rec = (x - model(x, phi_x, k).float()).abs().mean()
     l_cyc = cycle_loss(x, model(code_bar, phi_x, k).float(), c.cycle)
