@@ -59,10 +59,16 @@ if run is None:
     if shipped:
         old = json.loads(shipped[0].read_text())
         p = old["params"]
-        st.caption(f"This model ships an audit made with other settings: n = {p['samples']}, k = {p['segments']}, "
-                   f"{', '.join(p['setups'])}, on {old['created']} (xad {old['xad_version']}), before the "
-                   "engine followed the published code's segmentation (quickshift in Lab). Its numbers are "
-                   "those of that engine; run the audit here for the current ones.")
+        made = (f"This model ships an audit made with other settings: n = {p['samples']}, k = {p['segments']}, "
+                f"{', '.join(p['setups'])}, {old['n_samples']} test samples"
+                + (f" (the first {p['limit']})" if p.get("limit") else "")
+                + f", on {old['created']} (xad {old['xad_version']})")
+        if old.get("engine_revision", 0) < audit.ENGINE_REVISION:
+            made += (", before the engine followed the published code's segmentation (quickshift in Lab). "
+                     "Its numbers are those of that engine; run the audit here for the current ones.")
+        else:
+            made += " with the current engine."
+        st.caption(made)
         st.button("Show the shipped audit", key="audit_show_shipped",
                   on_click=lambda: st.session_state.update(audit_run_folder=str(shipped[0].parent)))
     if st.button("Run audit", type="primary", key="audit_run"):

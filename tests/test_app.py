@@ -188,6 +188,9 @@ def test_counterfactual_page_moves_sliders_and_takes_uploads(tiny_cf_bundle: Pat
     at.button(key="cf_pick_3").click().run()
     assert at.session_state["cf_index"] == 3 and any("test anomaly 4" in c for c in charts())
     assert at.dataframe[0].value["metric"].str.contains("AuROC normal vs CE").any()
+    target = json.loads((tiny_cf_bundle / "config.json").read_text())["metrics"]["target_error"]
+    assert any(f"target error {target:.3f}" in c and "ideal: score = alpha" in c for c in charts())
+    assert list(at.dataframe[1].value.columns) == ["concept", "digit 1 only", "red only", "both", "neither"]
     at.radio(key="cf_source").set_value("Your own image").run()
     at.file_uploader(key="cf_upload").set_value(("x.txt", b"\x00\x01garbage", "text/plain")).run()
     assert any("x.txt: not a readable image" in e.value for e in at.error)

@@ -355,7 +355,8 @@ def _write(run: Path, ds: MVTecDataset, sc: Scoring, keys: list[str], weights: P
         reconstruction=np.rint(sc.reconstructions * 255).astype(np.uint8),
         **{s: np.stack(v).astype(np.float32) for s, v in maps.items()}))
     det = evaluate_scoring(sc)
-    info = {"key": key, "xad_version": __version__, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    info = {"key": key, "xad_version": __version__, "engine_revision": ENGINE_REVISION,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "data": portable(ds.folder), "category": ds.category,
             "weights": weights.source if isinstance(weights, ExternalDetector) else portable(weights),
             **({"detector": weights.describe()} if isinstance(weights, ExternalDetector) else {}),
