@@ -41,13 +41,22 @@ def _index(options: list, wanted) -> int:  # noqa: ANN001
     return options.index(wanted) if wanted in options else 0
 
 
+def _best_category(models: list, cats: list[str]) -> str | None:
+    """The category whose shipped VAE-GAN has the highest measured test AUROC (a newcomer sees the
+    detector most worth auditing first); else the first category with any model, else the first."""
+    measured = [(m.metrics.get("test_auroc") or 0.0, m.meta.get("category")) for m in models
+                if m.meta.get("category") in cats]
+    if measured:
+        return max(measured, key=lambda t: t[0])[1]
+    return cats[0] if cats else None
+
+
 def _pick_data_and_weights() -> tuple[MVTecDataset, str]:
     found = [d for d in datasets()[0] if d.kind == "mvtec"]
     info = st.selectbox("Dataset", found, format_func=lambda d: d.name, key="audit_dataset")
     models = [m for m in list_models()[0] if m.cls == "VAEGAN"]
     cats = catalog.open_collection(info).categories()
-    trained = [m.meta.get("category") for m in models]
-    first = next((c for c in cats if c in trained), cats[0] if cats else None)
+    first = _best_category(models, cats)
     category = st.selectbox("Category", cats, index=_index(cats, first), key="audit_category")
     names = [m.name for m in models] + ["Your weights folder …", DETECTOR_FILE]
     match = next((m.name for m in models if m.meta.get("category") == category), names[0])

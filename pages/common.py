@@ -95,7 +95,8 @@ def figure_downloads(fig: go.Figure, name: str, key: str) -> None:
         st.caption("PNG, SVG and PDF need Chromium (`apt-get install chromium`); HTML works.")
 
 
-def table_download(table: pd.DataFrame, name: str, key: str) -> None:
-    st.download_button("CSV", data=export.table_csv(table), file_name=f"{name}.csv",
+def table_download(table: pd.DataFrame, name: str, key: str, label: str = "CSV") -> None:
+    """A download button for ``table`` as ``<name>.csv``; ``label`` says what it holds."""
+    st.download_button(label, data=export.table_csv(table), file_name=f"{name}.csv",
                        mime="text/csv", key=key, on_click="ignore", icon=":material/download:")
 

@@ -106,9 +106,10 @@ st.subheader("Per-sample results")
 st.dataframe(run.results, hide_index=True, height=260)
 c1, c2, c3 = st.columns(3)
 with c1:
-    table_download(run.results, f"{ds.category}_audit_results", key="audit-csv")
+    table_download(run.results, f"{ds.category}_audit_results", key="audit-csv",
+                   label="Per-sample results (CSV)")
 with c2:
-    table_download(iou, f"{ds.category}_mean_iou", key="audit-iou-csv")
+    table_download(iou, f"{ds.category}_mean_iou", key="audit-iou-csv", label="Mean max-IoU per setup (CSV)")
 c3.download_button("HTML report", key="audit-report", on_click="ignore", mime="text/html",
                    data=lambda: audit_report_html(run.path), icon=":material/description:",
                    file_name=f"{ds.category}_audit_report.html")

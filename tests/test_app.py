@@ -65,6 +65,19 @@ def test_browser_shows_a_clear_message_for_a_broken_folder(tiny_mvtec: Path) -> 
     assert any("000.png: defect image without a mask" in e.value for e in at.error)
 
 
+def test_vaegan_audit_page_opens_on_the_best_shipped_detector() -> None:
+    from xad.weights import list_models
+
+    vaegans = [m for m in list_models()[0] if m.cls == "VAEGAN"]
+    if not vaegans:
+        pytest.skip("no VAE-GAN shipped")
+    best = max(vaegans, key=lambda m: m.metrics["test_auroc"])
+    at = AppTest.from_file(str(ROOT / "pages/vaegan_audit.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="audit_category").value == best.meta["category"]
+    assert at.selectbox(key="audit_weights").value == best.name
+
+
 def test_vaegan_audit_page_runs_an_audit(tiny_industrial: Path, tiny_vaegan: Path) -> None:
     at = AppTest.from_file(str(ROOT / "pages/vaegan_audit.py"), default_timeout=TIMEOUT)
     at.session_state["extra_data_roots"] = [str(tiny_industrial)]
@@ -89,6 +102,8 @@ def test_vaegan_audit_page_runs_an_audit(tiny_industrial: Path, tiny_vaegan: Pat
     at.button(key="FormSubmitter:audit_live-Re-run this sample live").click().run()
     assert not at.exception and any("live: k = 40, n = 100" in str(c.proto) for c in at.get("plotly_chart"))
     assert any("J* " in c.value for c in at.caption)
+    labels = [str(b.proto) for b in at.get("download_button")]
+    assert any("Per-sample results (CSV)" in b for b in labels) and any("Mean max-IoU per setup (CSV)" in b for b in labels)
     at.radio(key="audit_calibration").set_value("heldout").run()
     assert not at.exception and any("held-out" in m.value for m in at.markdown)
 
