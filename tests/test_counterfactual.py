@@ -383,3 +383,30 @@ def test_bf16_default_follows_the_cpu_and_the_override(monkeypatch: pytest.Monke
     assert precision.bf16_is_fast() is True and AuditParams().bf16 is True
     monkeypatch.delenv("XAD_BF16")
     assert precision.bf16_is_fast() == precision._native_bf16()
+
+
+def test_cegan_suite_trains_chains_resumes_and_summarises(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The ten-class protocol on one digit with tiny models: a detector, then its generator, as real
+    subprocesses; a second run skips both; the summary is the generators' own metrics."""
+    from xad.counterfactual import suite
+
+    args = ["train", "cegan-suite", "--setup", "mnist", "--detectors", "hsc", "--digits", "3", "--preset", "tiny",
+            "--detector-steps", "2", "--steps", "2", "--root", str(tmp_path), "--jobs", "1"]
+    assert main(args) == 0
+    gen = tmp_path / "cegan" / "mnist-3-hsc"
+    cfg = json.loads((gen / "config.json").read_text())
+    assert cfg["setup"] == "mnist:3" and cfg["detector"].endswith("detector/mnist-3-hsc")
+    assert "calibration" in cfg["metrics"]
+    stamp = (gen / "model.safetensors").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0  # resumable: nothing left to do
+    out = capsys.readouterr().out
+    assert "skip detector mnist-3-hsc" in out and "skip cegan mnist-3-hsc" in out and "start" not in out
+    assert (gen / "model.safetensors").stat().st_mtime_ns == stamp
+    means, per_class = suite.summary(tmp_path)
+    assert [m["classes"] for m in means] == [1] and means[0]["paper AuROC"] == 80.8
+    assert per_class[0]["AuROC normal vs CE (%)"] == round(100 * cfg["metrics"]["auroc_normal_vs_ce"], 1)
+    assert main([*args[:5], "--detectors", "svm"]) == 2
+    assert main([*args[:5], "--digits", "12"]) == 2
+    assert main([*args, "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("done  python -m xad train") == 2

@@ -1,5 +1,6 @@
-"""``train vaegan|detector|features|cegan|ldm|diffedit``: one command per model family; each
-writes a weights folder (config.json + model.safetensors + card.md) and refuses to replace an
+"""``train vaegan|detector|features|cegan|cegan-suite|ldm|diffedit``: one command per model family
+(``cegan-suite`` chains detector and generator commands over the ten MNIST classes); each writes a
+weights folder (config.json + model.safetensors + card.md) and refuses to replace an
 existing one without ``--overwrite``."""
 
 from __future__ import annotations
@@ -105,6 +106,34 @@ def _train_cegan(args: argparse.Namespace) -> int:
         return 0
     print(run(args.setup, args.detector, args.out, settings, args.concepts, args.preset, args.data,
               command=command, overrides=overrides))
+    return 0
+
+
+def _train_cegan_suite(args: argparse.Namespace) -> int:
+    """The ten-class MNIST protocol: a detector and a generator per normal digit and kind."""
+    from pathlib import Path
+
+    from xad.counterfactual import suite
+
+    kinds = tuple(k.strip() for k in args.detectors.split(",") if k.strip())
+    if not kinds or any(k not in suite.KINDS for k in kinds):
+        raise UsageError(f"--detectors: a comma-separated list of {', '.join(suite.KINDS)}, got {args.detectors!r}")
+    digits = tuple(sorted({int(d) for d in args.digits.split(",") if d.strip()})) if args.digits else suite.DIGITS
+    if any(d not in suite.DIGITS for d in digits):
+        raise UsageError(f"--digits: digits 0..9, got {args.digits!r}")
+    root = Path(args.root)
+    chains = suite.plan(root, kinds, digits, args.preset, args.detector_steps, args.steps, args.data)
+    if args.dry_run:
+        for chain in chains:
+            for job in chain:
+                print(("done  " if job.done() else "todo  ") + "python -m xad " + " ".join(job.argv))
+        return 0
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    failures = suite.run(chains, args.jobs, logs)
+    if failures:
+        raise DataError(f"{len(failures)} step(s) failed: {', '.join(failures)}; logs in {logs}")
+    print(root)
     return 0
 
 
@@ -236,6 +265,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cg.add_argument("--eval-limit", type=integer(1), default=500,
                     help="DiffEdit: test anomalies (and normal images) for the card's metrics")
     cg.set_defaults(func=_train_cegan)
+    cs = tr.add_parser("cegan-suite", help="the paper's ten-class MNIST protocol: a detector and a generator "
+                                           "per normal digit and detector kind (resumable)")
+    cs.add_argument("--setup", choices=["mnist"], required=True, help="the one-vs-rest setups of this dataset")
+    cs.add_argument("--detectors", default="bce,hsc", help="comma-separated detector kinds (bce, hsc)")
+    cs.add_argument("--digits", default="", help="comma-separated normal digits (default: all ten)")
+    cs.add_argument("--root", default="weights", help="folders go to <root>/detector/ and <root>/cegan/")
+    cs.add_argument("--data", default=None, help="MNIST npz/IDX folder (default: embedded MNIST)")
+    cs.add_argument("--preset", choices=["cpu", "tiny"], default="cpu")
+    cs.add_argument("--detector-steps", type=integer(1), default=None, help="default: train detector's")
+    cs.add_argument("--steps", type=integer(1), default=None, help="generator steps (default: train cegan's)")
+    cs.add_argument("--jobs", type=integer(1), default=2, help="commands at once, one CPU thread each")
+    cs.add_argument("--dry-run", action="store_true", help="print the plan (done / todo) and stop")
+    cs.set_defaults(func=_train_cegan_suite)
     ld = tr.add_parser("ldm", help="latent diffusion + same-class classifier (Wang & Tavakkoli)")
     ld.add_argument("--setting", required=True,
                     help="mnist-anomalous:<digit> (the other nine are normal) or cifar10-normal:<classes>")
