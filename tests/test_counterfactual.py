@@ -410,3 +410,28 @@ def test_cegan_suite_trains_chains_resumes_and_summarises(tmp_path: Path, capsys
     assert main([*args[:5], "--digits", "12"]) == 2
     assert main([*args, "--dry-run"]) == 0
     assert capsys.readouterr().out.count("done  python -m xad train") == 2
+
+
+def test_readme_calibration_table_is_generated_from_the_shipped_cards(tmp_path: Path) -> None:
+    from xad import readme
+    from xad.counterfactual import suite
+    from xad.weights import WEIGHTS_DIR
+
+    root = Path(__file__).resolve().parent.parent
+    begin, end = readme.markers(suite.README_TAG)
+    text = (root / "README.md").read_text()
+    shipped = text[text.index(begin) + len(begin): text.index(end)].strip()
+    assert shipped == suite.shipped_table(WEIGHTS_DIR).strip()  # stale after a card changed: regenerate
+    m = json.loads((WEIGHTS_DIR / "cegan/mnist-7-hsc/config.json").read_text())["metrics"]
+    import re
+
+    assert re.search(rf"\| cegan/mnist-7-hsc +\| {m['target_error']:.3f} ", shipped)  # the card's number
+    own = tmp_path / "README.md"
+    own.write_text(f"intro\n{begin}\nold\n{end}\noutro\n")
+    readme.replace_block(own, suite.README_TAG, "new table")
+    assert own.read_text() == f"intro\n{begin}\nnew table\n{end}\noutro\n"
+    own.write_text("no markers")
+    with pytest.raises(DataError, match="needs exactly one"):
+        readme.replace_block(own, suite.README_TAG, "x")
+    assert main(["evaluate", "cegan", "--readme", str(own)]) == 2
+    assert main(["evaluate", "cegan"]) == 2

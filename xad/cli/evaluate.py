@@ -19,6 +19,15 @@ def _evaluate_cegan(args: argparse.Namespace) -> int:
     from xad.counterfactual.bundle import load_bundle
     from xad.counterfactual.evaluation import evaluate, evaluate_folder
 
+    if args.readme is not None:
+        from xad import readme
+        from xad.counterfactual import suite
+        from xad.weights import WEIGHTS_DIR
+
+        print(readme.replace_block(args.readme, suite.README_TAG, suite.shipped_table(WEIGHTS_DIR)))
+        return 0
+    if args.weights is None:
+        raise UsageError("give --weights (a cegan weights folder) or --readme")
     if args.out is None:
         folder = evaluate_folder(args.weights, args.data, args.limit)
         print(json.dumps(json.loads((folder / "config.json").read_text())["metrics"], indent=2))
@@ -66,7 +75,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     evg.add_argument("--data", default="embedded")
     evg.set_defaults(func=_evaluate_vaegan)
     evc = ev.add_parser("cegan", help="AuROC normal vs CE, FID_N, concept accuracy, MSE/SSIM")
-    evc.add_argument("--weights", type=existing_folder, required=True, help="a cegan weights folder")
+    evc.add_argument("--weights", type=existing_folder, default=None, help="a cegan weights folder")
+    evc.add_argument("--readme", type=existing_file, default=None,
+                     help="regenerate the README's table of shipped generators (calibration, routes, "
+                          "ten-class means) from their cards, and stop")
     evc.add_argument("--data", default=None)
     evc.add_argument("--limit", type=integer(1), default=None,
                      help="test images per class (default 2000; 500 for a DiffEdit generator)")

@@ -133,3 +133,38 @@ def summary(root: Path, kinds: tuple[str, ...] = KINDS) -> tuple[list[dict], lis
                       "AuROC normal vs CE (%)": f"{auroc.mean():.1f} ± {auroc.std():.1f}", "paper AuROC": paper[0],
                       "FID_N (%)": f"{fid.mean():.0f} ± {fid.std():.0f}" if len(fid) else "", "paper FID_N": paper[1]})
     return means, per_class
+
+
+README_TAG = "cegan-calibration"
+
+
+def shipped_table(root: Path) -> str:
+    """Markdown: every GAN-version generator under ``root/cegan`` with its calibration (target
+    error, the mean score reached at alpha = 0, 0.5 and 1), its AuROC normal vs CE at alpha = 0,
+    and the majority route of each concept where the setup has routes; then the ten-class means."""
+    from xad.cards import markdown_table, objective_extensions
+
+    rows = []
+    for folder in sorted((root / "cegan").glob("*/config.json")):
+        try:
+            r = read_record(folder.parent)
+        except (WeightsError, OSError, ValueError):
+            continue
+        m = r.metrics
+        if r.meta.get("backend") == "diffedit" or "target_error" not in m:
+            continue
+        reached = {c["alpha"]: c["mean_score"] for c in m["calibration"] if c["k"] == 1}
+        routes = m.get("route_shares_ce") or {}
+        majority = "; ".join(f"{k}: {max(v, key=v.get)} {100 * max(v.values()):.0f} %" for k, v in routes.items())
+        rows.append({"generator": r.name, "target error": f"{m['target_error']:.3f}",
+                     "k = 1 mean score at alpha 0 / 0.5 / 1": " / ".join(f"{reached.get(a, np.nan):.2f}"
+                                                                          for a in (0.0, 0.5, 1.0)),
+                     "AuROC normal vs CE, alpha 0 (%)": round(100 * m["auroc_normal_vs_ce"], 1),
+                     "majority route per concept": majority,
+                     "objective": ", ".join(objective_extensions(r.config)) or "the paper's"})
+    text = markdown_table(rows) if rows else "(no GAN generator with a calibration curve)"
+    means, _ = summary(root)
+    if means:
+        text += "\n\nTen MNIST classes (the paper's Tables 1 and 2 average them):\n\n" + markdown_table(means)
+    return text + ("\n\nFrom the shipped cards (`python -m xad evaluate cegan --weights <folder>`); "
+                   "regenerate with `python -m xad evaluate cegan --readme README.md`.")
