@@ -435,3 +435,27 @@ def test_readme_calibration_table_is_generated_from_the_shipped_cards(tmp_path: 
         readme.replace_block(own, suite.README_TAG, "x")
     assert main(["evaluate", "cegan", "--readme", str(own)]) == 2
     assert main(["evaluate", "cegan"]) == 2
+
+
+def test_supervised_blue_detector_option_and_the_bias_table(tmp_path: Path) -> None:
+    """--oe blue-anomalies trains on the blue training anomalies (never green ones, never test
+    images); the detector's metrics split the AuROC by colour; the bias table reads them."""
+    from xad.counterfactual import suite
+
+    blue = semantic.blue_training_anomalies()
+    assert len(blue) and blue.shape[1:] == (32, 32, 3)
+    ink = blue.max(-1) > 40  # every stroke is drawn in blue: blue the strongest channel
+    assert ink.any() and (blue[..., 2][ink] > blue[..., 1][ink]).all() and (blue[..., 1][ink] >= blue[..., 0][ink]).all()
+    out = tmp_path / "detector" / "cmnist-sup"
+    assert main(["train", "detector", "--setup", "cmnist:one+red", "--kind", "bce", "--oe", "blue-anomalies",
+                 "--preset", "tiny", "--steps", "3", "--out", str(out)]) == 0
+    m = json.loads((out / "config.json").read_text())["metrics"]
+    assert {"test_auroc_blue", "test_auroc_green"} <= set(m)
+    assert "Supervised, not outlier exposure" in (out / "card.md").read_text()
+    rows = suite.bias_table(tmp_path)
+    assert rows == [{"detector": "detector/cmnist-sup", "trained as": "supervised (blue anomalies only)",
+                     "AuROC all anomalies (%)": round(100 * m["test_auroc"], 1),
+                     "blue only (%)": round(100 * m["test_auroc_blue"], 1),
+                     "green only (%)": round(100 * m["test_auroc_green"], 1), "paper, all anomalies (%)": 75.0}]
+    assert main(["train", "detector", "--setup", "mnist:7", "--kind", "bce", "--oe", "blue-anomalies",
+                 "--preset", "tiny", "--steps", "3", "--out", str(tmp_path / "x")]) == 2

@@ -128,15 +128,19 @@ def detector_card(r: ModelRecord) -> str:
     rows = markdown_table([
         {"metric": "AUROC, normal vs ground-truth anomalies", "value": f"{m.get('test_auroc', NAN):.3f}"},
         {"metric": "mean score, normal test images", "value": f"{m.get('mean_score_normal', NAN):.3f}"},
-        {"metric": "mean score, anomalous test images", "value": f"{m.get('mean_score_anomalous', NAN):.3f}"}])
+        {"metric": "mean score, anomalous test images", "value": f"{m.get('mean_score_anomalous', NAN):.3f}"},
+        *[{"metric": f"AUROC, normal vs the {c} anomalies only", "value": f"{m[f'test_auroc_{c}']:.3f}"}
+          for c in ("blue", "green") if f"test_auroc_{c}" in m]])
+    supervised = s.get("oe") == "blue-anomalies"
+    oe = (f"Supervised, not outlier exposure: {meta.get('oe_description')}" if supervised else
+          f"Outlier exposure is never a ground-truth anomaly class: {meta.get('oe_description') or 'none (one-class)'}")
     return f"""# Detector {r.config['kind'].upper()} ({r.preset} preset) — {meta.get('setup')}
 
 Semantic anomaly detector for the counterfactual explanations of Liznerski et al.
 {meta.get('setup_description')}. {meta.get('bounding')}
 
 - **Command:** `{meta.get('command', '')}`
-- **Data:** {meta.get('training_data')}; MNIST from {meta.get('data_path')}. Outlier exposure is
-  never a ground-truth anomaly class: {meta.get('oe_description') or 'none (one-class)'}.
+- **Data:** {meta.get('training_data')}; MNIST from {meta.get('data_path')}. {oe}.
 - **Seed:** {meta.get('seed')}; {s.get('steps')} steps of batch {s.get('batch_size')}; Adam lr {s.get('lr')}
 - **CPU wall time:** {_wall(meta)}
 
