@@ -4,6 +4,7 @@ a chosen threshold written into a run, one colour scale, and a Dask audit equal 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from xad import audit, runs
 from xad.cli import main
 from xad.data.mvtec import MVTecDataset
 from xad.metrics.detection import f1_optimal_tau, threshold_stats
+
+ROOT = Path(__file__).resolve().parent.parent
 from xad.weights import load_model
 
 SCORES = np.array([0.1, 0.4, 0.35, 0.8])
@@ -120,3 +123,16 @@ def test_scheduler_address_is_checked(tiny_industrial: Path, tiny_vaegan: Path, 
     assert "expected 'local' or a scheduler address like tcp://host:8786" in capsys.readouterr().err
     assert main(args[:-1] + ["local", "--jobs", "2"]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_readme_vaegan_table_is_generated_from_the_shipped_cards_and_audits() -> None:
+    from xad import readme, runs
+    from xad.weights import WEIGHTS_DIR, read_record
+
+    text = (ROOT / "README.md").read_text()
+    begin, end = readme.markers(runs.README_TAG)
+    shipped = text[text.index(begin) + len(begin): text.index(end)].strip()
+    assert shipped == runs.shipped_table().strip()  # stale after a card or audit changed: regenerate
+    for cfg in sorted((WEIGHTS_DIR / "vaegan").glob("*/config.json")):
+        r = read_record(cfg.parent)
+        assert re.search(rf"\| {re.escape(r.name)} +\| {r.meta['category']} +\| {r.metrics['test_auroc']} ", shipped)

@@ -9,6 +9,13 @@ from xad.cli.checks import UsageError, existing_file, existing_folder, integer, 
 
 
 def _evaluate_vaegan(args: argparse.Namespace) -> int:
+    if args.readme is not None:
+        from xad import readme, runs
+
+        print(readme.replace_block(args.readme, runs.README_TAG, runs.shipped_table()))
+        return 0
+    if args.weights is None:
+        raise UsageError("give --weights (a VAE-GAN weights folder) or --readme")
     from xad.train.vaegan_run import evaluate_folder
 
     print(evaluate_folder(args.weights, args.data))
@@ -71,8 +78,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="measure a model on its test split").add_subparsers(
         dest="family", required=True)
     evg = ev.add_parser("vaegan", help="AUROC, tau*, accuracy; rewrites the card's metrics")
-    evg.add_argument("--weights", type=existing_folder, required=True)
+    evg.add_argument("--weights", type=existing_folder, default=None)
     evg.add_argument("--data", default="embedded")
+    evg.add_argument("--readme", type=existing_file, default=None,
+                     help="regenerate the README's table of shipped VAE-GANs and their audits, and stop")
     evg.set_defaults(func=_evaluate_vaegan)
     evc = ev.add_parser("cegan", help="AuROC normal vs CE, FID_N, concept accuracy, MSE/SSIM")
     evc.add_argument("--weights", type=existing_folder, default=None, help="a cegan weights folder")
