@@ -459,3 +459,32 @@ def test_supervised_blue_detector_option_and_the_bias_table(tmp_path: Path) -> N
                      "green only (%)": round(100 * m["test_auroc_green"], 1), "paper, all anomalies (%)": 75.0}]
     assert main(["train", "detector", "--setup", "mnist:7", "--kind", "bce", "--oe", "blue-anomalies",
                  "--preset", "tiny", "--steps", "3", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_own_ten_class_gray_set_end_to_end(tmp_path: Path) -> None:
+    """A user's own 28 x 28 ten-class gray set (here: MNIST turned upside down, 3000 + 600 images,
+    written by the test as an MNIST npz) through every step: detector, FID extractor, generator,
+    evaluation and the page's gallery all read the user's data, not the embedded MNIST."""
+    m = np.load(Path(__file__).resolve().parent.parent / "data" / "mnist" / "mnist.npz")
+    own = tmp_path / "own.npz"
+    np.savez(own, x_train=m["x_train"][:3000, ::-1].copy(), y_train=m["y_train"][:3000],
+             x_test=m["x_test"][:600, ::-1].copy(), y_test=m["y_test"][:600])
+    root = tmp_path / "w"
+    assert main(["train", "detector", "--setup", "mnist:4", "--kind", "hsc", "--preset", "tiny", "--steps", "3",
+                 "--data", str(own), "--out", str(root / "detector" / "own-4")]) == 0
+    assert main(["train", "features", "--dataset", "mnist", "--steps", "3", "--data", str(own),
+                 "--out", str(root / "features" / "own")]) == 0
+    assert main(["train", "cegan", "--setup", "mnist:4", "--detector", str(root / "detector" / "own-4"),
+                 "--preset", "tiny", "--steps", "2", "--data", str(own), "--out", str(root / "cegan" / "own-4")]) == 0
+    b = cfb.load_bundle(root / "cegan" / "own-4")
+    assert b.data_path == str(own) and b.features_record.path == root / "features" / "own"
+    m4 = json.loads((root / "cegan" / "own-4" / "config.json").read_text())["metrics"]
+    n_anomalies = int((m["y_test"][:600] != 4).sum())
+    assert m4["n_anomalies"] == n_anomalies  # the user's 600 test images, not MNIST's 10000
+    images, labels = cfe.anomaly_gallery(b, 4)
+    flipped = np.stack([semantic.pad_rgb(m["x_test"][:600, ::-1][m["y_test"][:600] != 4])])[0]
+    assert any(np.array_equal(images[0], f) for f in flipped[:200])  # the gallery shows the user's images
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "cegan", "--weights", str(root / "cegan" / "own-4"), "--limit", "40",
+                 "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["n_anomalies"] == 40

@@ -50,6 +50,13 @@ class Bundle:
     def concepts(self) -> int:
         return self.generator.config.concepts
 
+    @property
+    def data_path(self) -> str | None:
+        """The data the generator was trained on (``--data``), None for the embedded MNIST: its
+        evaluation and the page's gallery read the same data by default."""
+        p = self.record.meta.get("data_path")
+        return None if not p or p == "embedded MNIST" else str(resolve(p))
+
 
 def generators(roots: list[str | Path] | None = None) -> list[ModelRecord]:
     """Trained counterfactual generators (cegan folders), shipped ones first."""
@@ -61,10 +68,15 @@ def find_generator(name: str | Path) -> Path:
     return find_model(name, generators(), "generator")
 
 
-def feature_extractor_for(setup: str, roots: list[str | Path] | None = None) -> ModelRecord | None:
+def feature_extractor_for(setup: str, roots: list[str | Path] | None = None,
+                          data_path: str | None = None) -> ModelRecord | None:
+    """The FID extractor of the setup's dataset: one trained on the same data (``data_path`` as
+    recorded in its config, "embedded MNIST" for the embedded one) first, else any of the dataset."""
     want = dataset_of(setup)
-    return next((m for m in list_models(roots or [WEIGHTS_DIR])[0]
-                 if m.cls == "FeatureNet" and m.meta.get("dataset") == want), None)
+    found = [m for m in list_models(roots or [WEIGHTS_DIR])[0]
+             if m.cls == "FeatureNet" and m.meta.get("dataset") == want]
+    same = [m for m in found if m.meta.get("data_path", "embedded MNIST") == (data_path or "embedded MNIST")]
+    return (same or found or [None])[0]
 
 
 def load_bundle(folder: str | Path) -> Bundle:
@@ -76,7 +88,7 @@ def load_bundle(folder: str | Path) -> Bundle:
     det, det_rec = load_model(resolve(det_path), expect="Detector")
     # the extractor beside the generator's weights root first (a user's folder), then the shipped one
     feat_rec = feature_extractor_for(rec.meta.get("setup", ""), [Path(folder).resolve().parent.parent,
-                                                                  WEIGHTS_DIR])
+                                                                  WEIGHTS_DIR], rec.meta.get("data_path"))
     feat = load_model(feat_rec.path, expect="FeatureNet")[0] if feat_rec else None
     ldm = ldm_rec = None
     if gen.config.space == "latent":

@@ -54,7 +54,7 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
     plain edit psi(x)'s AuROC, mean score, MSE and SSIM, and seconds per image for psi and for G'.
     """
     limit = limit or (500 if b.backend == "diffedit" else 2000)
-    data = semantic.load_setup(b.setup, data_path)
+    data = semantic.load_setup(b.setup, data_path or b.data_path)
     rng = np.random.default_rng(seed)
     anomalies = data.anomalies_test[rng.permutation(len(data.anomalies_test))[:limit]]
     normal = data.normal_test[rng.permutation(len(data.normal_test))[:limit]]

@@ -71,7 +71,7 @@ def alpha_sequence(b: Bundle, image: np.ndarray, k: int, alphas: np.ndarray | No
 def anomaly_gallery(b: Bundle, n: int = 24, data_path: str | None = None, seed: int = 0
                    ) -> tuple[np.ndarray, np.ndarray]:
     """A fixed gallery of ``n`` test anomalies of the bundle's setup: (images, descriptions)."""
-    data = semantic.load_setup(b.setup, data_path)
+    data = semantic.load_setup(b.setup, data_path or b.data_path)
     idx = np.flatnonzero(data.anomalous_test)
     pick = np.sort(np.random.default_rng(seed).choice(idx, size=min(n, len(idx)), replace=False))
     return data.x_test[pick], data.labels_test[pick]
