@@ -311,7 +311,8 @@ def shipped_table(weights_root: Path = SHIPPED_AUDITS) -> str:
             audits.append({"audit": f"{r.name}/audits/{run_json.parent.name}", "n": p.get("samples"),
                            "k": p.get("segments"), "anomalies": int(iou["samples"].max()) if len(iou) else 0,
                            "engine": run.info.get("engine_revision", "before 3"),
-                           **{s: v for s, v in zip(iou["setup"], iou["mean max-IoU (this run)"])}})
+                           **{s: v for s, v in zip(iou["setup"], iou["mean max-IoU (this run)"])},
+                           "seconds per sample": round(float(iou["median seconds"].sum()), 1)})
     text = markdown_table(models) if models else "(no VAE-GAN shipped)"
     if audits:
         paper = "; ".join(f"{c} " + " / ".join(f"{s} {v}" for s, v in setups.items())
