@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import figure_downloads, own_folder, table_download, weights_picker
-from xad import cards
+from xad import cards, cards_cegan
 from xad.counterfactual import bundle as cfb
 from xad.counterfactual import explanation as cfe
 from xad.counterfactual import suite
@@ -211,7 +211,7 @@ else:
     table_download(table, f"{b.record.path.name}_metrics", key="cf-metrics-csv")
     if metrics.get("route_shares_ce"):
         st.subheader("Concept routes: which way of being normal each concept takes (alpha = 0)")
-        routes = pd.DataFrame(cards.route_table(metrics))
+        routes = pd.DataFrame(cards_cegan.route_table(metrics))
         st.dataframe(routes, hide_index=True, width="stretch")
         st.caption("Share (%) of each concept's counterfactuals that the independent classifier judges "
                    "normal by each route (exclusive cells). The paper's picture: one concept recolours "

@@ -178,7 +178,7 @@ def test_generator_loss_is_the_papers_hinge_by_default() -> None:
 
 
 def test_cards_label_every_departure_from_the_papers_objective() -> None:
-    from xad.cards import objective_extensions
+    from xad.cards_cegan import objective_extensions
 
     assert objective_extensions(dataclasses.asdict(GP["cpu"])) == []
     old = {"lambda_gan": 5.0, "alpha_sampling": "extremes", "cycle": "intensity", "colour_mixing": True}

@@ -13,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
 from xad import portable
+from xad.markdown import markdown_table  # noqa: F401 - cards.markdown_table stays importable
+from xad.cards_cegan import calibration_section, extensions_line, judge_note, judged
 from xad.cards_vaegan import curve_section, training_lines
 from xad.weights import ModelRecord, read_record
 
@@ -27,13 +28,6 @@ NAN = float("nan")
 
 
 # -- shared pieces --------------------------------------------------------------------------------
-
-def markdown_table(rows: list[dict[str, Any]] | pd.DataFrame) -> str:
-    """Rows (one dict per row, keys = column headers) as a markdown pipe table; None -> ""; every
-    cell is shown as its ``str`` (numbers are formatted by the caller)."""
-    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, dtype=object)  # ints stay ints
-    return df.map(lambda v: "" if v is None else str(v)).to_markdown(index=False, disable_numparse=True)
-
 
 class _View:
     """Attribute and item access into a (nested) dict for note templates; ``scale`` multiplies
@@ -276,83 +270,6 @@ version's: {weaker}); L_cyc feeds
 G''s output latent back to G' without re-running psi."""
 
 
-def _judged(routes: dict[str, float] | None) -> str:
-    """", judged normal 41 % (digit 1 12 %, red 33 %)" for one concept's CEs, or ""."""
-    if not routes:
-        return ""
-    ways = ", ".join(f"{k} {100 * v:.0f} %" for k, v in routes.items() if k != "normal")
-    return f", judged normal {100 * routes['normal']:.0f} %" + (f" ({ways})" if len(routes) > 2 else "")
-
-
-def _judge_note(m: dict[str, Any]) -> str:
-    if m.get("judged_normal_ce") is None:
-        return ""
-    return (f"\n\n\"Judged normal\": the share of images that the feature extractor "
-            f"(`{m.get('feature_extractor')}`, a classifier of the dataset's own labels, independent of "
-            "the detector and the generator) puts in a normal class; a proxy for whether a person would "
-            "recognise a counterfactual as normal.")
-
-
-#: the paper's objective; any other value of these config fields is one of xad's extensions
-PAPER_OBJECTIVE = {"alpha_sampling": "uniform", "generator_loss": "hinge", "cycle": "full", "colour_mixing": False,
-                   "lambda_gan": 1.0}
-EXTENSION_NAMES = {"alpha_sampling": "alpha sampling", "generator_loss": "L_G", "cycle": "L_cyc",
-                   "colour_mixing": "colour mixing", "lambda_gan": "lambda_gan"}
-
-
-def objective_extensions(config: dict[str, Any]) -> list[str]:
-    """The config fields where a generator departs from the paper's objective, as "name value"
-    (a config from before a field existed reads as the behaviour it was trained with)."""
-    old = {"alpha_sampling": "extremes", "generator_loss": "linear", "cycle": "full", "colour_mixing": False}
-    out = []
-    for key, paper in PAPER_OBJECTIVE.items():
-        value = config.get(key, old.get(key, paper))
-        if value != paper:
-            out.append(f"{EXTENSION_NAMES[key]} `{value}`")
-    return out
-
-
-def calibration_table(m: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows (alpha, per concept the score's mean ± std and the target error) from the stored
-    calibration curve."""
-    rows: dict[float, dict[str, Any]] = {}
-    for c in m.get("calibration") or []:
-        row = rows.setdefault(c["alpha"], {"alpha": f"{c['alpha']:.1f}"})
-        row[f"k = {c['k']}: score mean ± std"] = f"{c['mean_score']:.3f} ± {c['std_score']:.3f}"
-        row[f"k = {c['k']}: target error"] = f"{c['target_error']:.3f}"
-    return list(rows.values())
-
-
-def route_table(m: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows concept | share (%) of its CEs per exclusive route, from ``route_shares_ce``."""
-    return [{"concept": k.replace("k", "k = "), **{name: _pct(v) for name, v in shares.items()}}
-            for k, shares in (m.get("route_shares_ce") or {}).items()]
-
-
-def _calibration_section(m: dict[str, Any]) -> str:
-    if not m.get("calibration"):
-        return ""
-    per_k = ", ".join(f"k = {k[len('target_error_k'):]} {v:.3f}" for k, v in m.items()
-                      if k.startswith("target_error_k"))
-    text = f"""
-## Calibration: does the detector give G(x, alpha, k) the score alpha?
-The detector's score of the CEs of the {m.get('n_anomalies')} test anomalies for each target alpha
-(ideal: mean = alpha, target error 0). **Target error** mean abs(phi(G(x, alpha, k)) - alpha) over
-every alpha and concept: **{m['target_error']:.3f}** ({per_k}; xad's bar for a shipped generator: <= 0.10).
-
-{markdown_table(calibration_table(m))}
-"""
-    if m.get("route_shares_ce"):
-        text += f"""
-## Concept routes (alpha = 0)
-Share of each concept's CEs that the independent classifier judges normal by each route (exclusive
-cells, % of that concept's CEs).
-
-{markdown_table(route_table(m))}
-"""
-    return text
-
-
 def cegan_card(r: ModelRecord) -> str:
     """A counterfactual generator's card: method, objective, training, the paper's metrics."""
     m, meta, s, c = r.metrics, r.meta, r.meta.get("train_settings", {}), r.config
@@ -362,7 +279,7 @@ def cegan_card(r: ModelRecord) -> str:
                              "paper (Tables 1, 2)": row["paper"]} for row in rows])
     per_k = " · ".join(f"k = {k + 1}: AuROC {100 * m.get(f'auroc_k{k + 1}', NAN):.1f} %, mean score "
                        f"{m.get(f'mean_score_ce_k{k + 1}', NAN):.3f}"
-                       + _judged(m.get("judged_routes_ce", {}).get(f"k{k + 1}")) for k in range(c["concepts"]))
+                       + judged(m.get("judged_routes_ce", {}).get(f"k{k + 1}")) for k in range(c["concepts"]))
     return f"""# Counterfactual generator ({r.preset} preset) — {meta.get('setup')}, {meta.get('detector_kind', '').upper()} detector
 
 {_cegan_method(r)}
@@ -372,7 +289,7 @@ def cegan_card(r: ModelRecord) -> str:
 - **Data:** {meta.get('training_data')}
 - **Objective:** lambda_gan {c['lambda_gan']}, lambda_phi {c['lambda_phi']}, lambda_rec {c['lambda_rec']},
   lambda_r {c['lambda_r']}; alpha sampling `{c['alpha_sampling']}`; L_G `{c.get('generator_loss', 'linear')}`;
-  pseudo-anomaly share {c['pseudo_anomaly_fraction']}. {_extensions_line(c)}
+  pseudo-anomaly share {c['pseudo_anomaly_fraction']}. {extensions_line(c)}
 - **Seed:** {meta.get('seed')}; {meta.get('steps_done')} steps of batch {s.get('batch_size')} (asked {s.get('steps')});
   Adam lr {s.get('lr')}{'' if not s.get('d_lr') else ' (discriminator ' + str(s['d_lr']) + ')'}
 - **CPU wall time:** {_wall(meta)}
@@ -384,15 +301,9 @@ def cegan_card(r: ModelRecord) -> str:
 
 {table}
 
-Per concept: {per_k}.{_judge_note(m)}
-{_calibration_section(m)}
+Per concept: {per_k}.{judge_note(m)}
+{calibration_section(m)}
 {card_notes(r)}"""
-
-
-def _extensions_line(c: dict[str, Any]) -> str:
-    ext = objective_extensions(c)
-    return ("**Departs from the paper's objective (xad extensions):** " + ", ".join(ext) + "."
-            if ext else "The paper's objective (uniform alpha, hinge L_G, full-channel L_rec and L_cyc).")
 
 
 # -- the text-conditional latent diffusion model for DiffEdit -------------------------------------

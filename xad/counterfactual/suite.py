@@ -142,7 +142,8 @@ def shipped_table(root: Path) -> str:
     """Markdown: every GAN-version generator under ``root/cegan`` with its calibration (target
     error, the mean score reached at alpha = 0, 0.5 and 1), its AuROC normal vs CE at alpha = 0,
     and the majority route of each concept where the setup has routes; then the ten-class means."""
-    from xad.cards import markdown_table, objective_extensions
+    from xad.cards import markdown_table
+    from xad.cards_cegan import objective_extensions
 
     rows = []
     for folder in sorted((root / "cegan").glob("*/config.json")):
