@@ -15,7 +15,7 @@ from typing import Any
 
 
 from xad import portable
-from xad.markdown import markdown_table  # noqa: F401 - cards.markdown_table stays importable
+from xad.markdown import markdown_table
 from xad.cards_cegan import calibration_section, extensions_line, judge_note, judged
 from xad.cards_vaegan import curve_section, training_lines
 from xad.weights import ModelRecord, read_record
