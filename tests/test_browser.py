@@ -294,6 +294,9 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
     expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text(
         f"alpha = {alpha:.2f}", timeout=60_000)
     assert page.locator(".js-plotly-plot").first.screenshot() != before
+    # the calibration curve beside the slider marks the slider's alpha
+    expect(page.locator(".js-plotly-plot").filter(has_text="Calibration on").first).to_contain_text(
+        f"alpha = {alpha:.2f}", timeout=60_000)
     _slide(page, "Concept k", 1)
     expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text("k = 2", timeout=60_000)
     page.locator(".st-key-cf_pick_1 button").click()  # the 2nd anomaly (columns interleave the DOM order)
