@@ -87,6 +87,9 @@ def test_shipped_detector_reaches_its_card(record) -> None:  # noqa: ANN001
     model, _ = load_model(record.path)
     got = evaluate(model, semantic.load_setup(record.meta["setup"]))
     assert got["test_auroc"] == pytest.approx(record.metrics["test_auroc"], abs=0.005)
+    for key in ("test_auroc_blue", "test_auroc_green"):  # coloured MNIST: per colour (the Fig. 10 bias)
+        if key in record.metrics:
+            assert got[key] == pytest.approx(record.metrics[key], abs=0.005), key
 
 
 GENERATORS = [m for m in list_models([WEIGHTS_DIR])[0]
@@ -106,6 +109,9 @@ def test_shipped_generator_reaches_its_card(record) -> None:  # noqa: ANN001
     for key in ("auroc_normal_vs_ce", "concept_accuracy", "judged_normal_ce"):
         assert got[key] == pytest.approx(card[key], abs=0.01), key
     assert got["fid_n"] == pytest.approx(card["fid_n"], rel=0.02)
+    assert got["target_error"] == pytest.approx(card["target_error"], abs=0.01)  # the calibration curve
+    for k, shares in card.get("route_shares_ce", {}).items():  # the concept routes, where the setup has them
+        assert got["route_shares_ce"][k] == pytest.approx(shares, abs=0.01), k
     if record.meta["setup"] == "cmnist:one+red":
         assert got["auroc_normal_vs_ce"] <= 0.65 and got["concept_accuracy"] >= 0.85
         assert got["judged_normal_ce"] >= 0.9
