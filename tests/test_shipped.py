@@ -72,6 +72,8 @@ def test_shipped_audit_matches_a_fresh_scoring(record) -> None:  # noqa: ANN001
         # made by an earlier engine (before the Lab segmentation): the page cannot find it by its
         # settings and offers it instead ("Show the shipped audit", tests/test_app.py)
         assert audit.open_audit(ds, record.path, params) is None
+    else:  # made by this engine: the page and the CLI find it by its settings, without recomputing
+        assert audit.open_audit(ds, record.path, params).path.resolve() == found[0].parent.resolve()
     sc = audit.score(model, ds, params)
     np.testing.assert_allclose(sc.scores, run.results["score"], atol=2e-3)
 

@@ -308,10 +308,17 @@ def shipped_table(weights_root: Path = SHIPPED_AUDITS) -> str:
                 continue
             p = run.info.get("params", {})
             iou = mean_iou_table(run.results, tuple(p.get("setups", ())))
+            loc = localisation_table(run.results, tuple(p.get("setups", ())))
+            m_row = loc[loc["map"] == "m"].to_dict("records")
+            vals = [m_row[0].get(c) if m_row else None for c in ("max-IoU", "pixel AUROC", "AUPRO@0.3")]
+            own_map = "" if all(v is None or pd.isna(v) for v in vals) else \
+                " / ".join("" if v is None or pd.isna(v) else f"{v:.3f}" for v in vals)
             audits.append({"audit": f"{r.name}/audits/{run_json.parent.name}", "n": p.get("samples"),
                            "k": p.get("segments"), "anomalies": int(iou["samples"].max()) if len(iou) else 0,
                            "engine": run.info.get("engine_revision", "before 3"),
-                           **{s: v for s, v in zip(iou["setup"], iou["mean max-IoU (this run)"])},
+                           **{s: dict(zip(iou["setup"], iou["mean max-IoU (this run)"])).get(s)
+                              for s in EXPLAINERS},
+                           "map m: max-IoU / pixel AUROC / AUPRO": own_map,
                            "seconds per sample": round(float(iou["median seconds"].sum()), 1)})
     text = markdown_table(models) if models else "(no VAE-GAN shipped)"
     if audits:
