@@ -12,7 +12,7 @@ for d in "${digits[@]}"; do
   echo "$(date -u +%H:%M:%S) start digit $d"
   (rm -rf "weights/ldm/mnist-$d-cpu"
    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" -m xad train ldm --setting "mnist-anomalous:$d" \
-     --out "weights/ldm/mnist-$d-cpu" > "/tmp/ldm-$d.log" 2>&1
+     --threads 1 --out "weights/ldm/mnist-$d-cpu" > "/tmp/ldm-$d.log" 2>&1
    echo "$(date -u +%H:%M:%S) digit $d finished with status $?") &
   sleep 2
 done

@@ -1,6 +1,7 @@
 """The latent-diffusion detector on a tiny config (diffusers + transformers), its evaluation, the
 setting syntax, Table 1, and (slow) a shipped digit re-evaluated against its card."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -86,6 +87,33 @@ def test_multiclass_data_and_holdout_split(capsys: pytest.CaptureFixture) -> Non
     np.testing.assert_array_equal(held, holdout_split(10, 3, seed=1)[1])
     with pytest.raises(DataError):
         holdout_split(10, 10)
+
+
+def test_scaling_negative_sampler_and_shipped_t(tmp_path: Path) -> None:
+    """Latents scaled to a target std, DDIM negatives and a shipped t other than the preset's: the
+    settings check them, the folder records them, the card says which sampler made the negatives."""
+    from xad import ldm
+    from xad.ldm_report import evaluate_folder
+    from xad.train.ldm import LDMSettings, run
+
+    for bad in ({"latent_scaling": "half"}, {"negative_sampler": "euler"}, {"latent_target_std": 0.0}, {"t": 0}):
+        with pytest.raises(DataError):
+            LDMSettings(**bad)
+    s = LDMSettings(vq_steps=2, unet_steps=2, clf_steps=2, batch_size=8, vq_batch_size=8, clf_batch_size=8,
+                    clf_pool=8, negatives=4, holdout=10, holdout_pairs=4, eval_every=1,
+                    latent_scaling="std", latent_target_std=0.7, negative_sampler="ddim", ddim_steps=5, t=20)
+    with pytest.raises(DataError):
+        run("mnist-anomalous:0", tmp_path / "bad", dataclasses.replace(s, t=50), preset="tiny")
+    folder = run("mnist-anomalous:0", tmp_path / "ldm", s, preset="tiny")
+    model, r = ldm.load(folder)
+    assert model.config.t_default == 20 and r.meta["train_settings"]["negative_sampler"] == "ddim"
+    assert model.config.latent_scale == pytest.approx(0.7 / r.meta["latent_std"], rel=0.01)
+    x = torch.from_numpy(load_setting("mnist-anomalous:0").normal_train[:64]).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        assert float(model.encode(x).std()) == pytest.approx(0.7, rel=0.25)  # the fp16 copy, other images
+    text = (evaluate_folder(folder, limit=4, sweep_limit=0) / "card.md").read_text()
+    assert "by DDIM (5 steps; the paper's are DDPM)" in text and "to std 0.7" in text
+    assert "from t = 20" in text and ldm.load(folder)[1].metrics["t"] == 20
 
 
 def test_ink_control_and_drift_by_hand() -> None:

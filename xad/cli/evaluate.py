@@ -49,6 +49,13 @@ def _evaluate_ldm(args: argparse.Namespace) -> int:
     from xad import ldm, ldm_report
     from xad.data.multiclass import load_setting
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.ink:
+        print(ldm_report.markdown(ldm_report.ink_controls(args.data)))
+        return 0
     if args.table or args.readme:
         print(ldm_report.write_readme(args.readme) if args.readme else ldm_report.table1_markdown())
         return 0
@@ -105,10 +112,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help="default: the sampler the classifier's pairs were made with (DDPM)")
     evl.add_argument("--ddim-steps", type=integer(1), default=50)
     evl.add_argument("--seed", type=integer(0), default=0)
+    evl.add_argument("--threads", type=integer(0), default=0, help="torch CPU threads (0: torch's default)")
     evl.add_argument("--out", type=output_file((".json",)), default=None,
                      help="write one evaluation's JSON here (default: full evaluation into the card)")
     evl.add_argument("--table", action="store_true",
                      help="print Table 1 (every shipped digit, ours beside the paper's) as markdown")
+    evl.add_argument("--ink", action="store_true",
+                     help="print the ink-mass control's AUROC for every digit on the full MNIST test set (no model)")
     evl.add_argument("--readme", type=existing_file, default=None,
                      help="write Table 1 into this README between its markers")
     evl.set_defaults(func=_evaluate_ldm)

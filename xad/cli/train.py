@@ -143,6 +143,10 @@ def _train_ldm(args: argparse.Namespace) -> int:
     from xad.ldm_report import evaluate_folder
     from xad.train.ldm import LDMSettings, run
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     setting = parse(args.setting, legacy="anomalous").name
     settings = LDMSettings(vq_steps=args.vq_steps, unet_steps=args.unet_steps, clf_steps=args.clf_steps,
                            batch_size=args.batch_size, vq_batch_size=min(64, args.batch_size),
@@ -150,7 +154,8 @@ def _train_ldm(args: argparse.Namespace) -> int:
                            negative_kind=args.negative_kind,
                            holdout=args.holdout, holdout_pairs=min(args.holdout_pairs, args.holdout),
                            label_smoothing=args.label_smoothing, latent_scaling=args.latent_scaling,
-                           sampler=args.sampler, seed=args.seed)
+                           latent_target_std=args.latent_target_std, sampler=args.sampler,
+                           negative_sampler=args.negative_sampler, t=args.t, seed=args.seed)
     folder = run(setting, args.out, settings, args.preset, args.data, command=_command(args))
     if args.eval_limit > 0:
         folder = evaluate_folder(folder, args.data, args.eval_limit, min(args.sweep_limit, args.eval_limit))
@@ -295,9 +300,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--holdout", type=integer(2), default=1000, help="normal training images kept out of every stage")
     ld.add_argument("--holdout-pairs", type=integer(2), default=200, help="of them, paired for early stopping")
     ld.add_argument("--label-smoothing", type=number(0, 1), default=0.0)
-    ld.add_argument("--latent-scaling", choices=["none", "unit"], default="none",
-                    help="none: the paper's unscaled latents; unit: rescaled to unit std (Stable Diffusion)")
+    ld.add_argument("--latent-scaling", choices=["none", "unit", "std"], default="none",
+                    help="none: the VQ's unscaled latents; unit: rescaled to unit std (Stable Diffusion); "
+                         "std: rescaled to --latent-target-std")
+    ld.add_argument("--latent-target-std", type=number(0, low_open=True), default=0.5,
+                    help="with --latent-scaling std: the latents' std after scaling")
     ld.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm", help="reverse process for the pairs")
+    ld.add_argument("--negative-sampler", choices=["ddpm", "ddim"], default="ddpm",
+                    help="reverse process of the negatives (samples from pure noise; ddim: 50 steps, cheaper)")
+    ld.add_argument("--threads", type=integer(0), default=0, help="torch CPU threads (0: torch's default)")
+    ld.add_argument("--t", type=integer(1), default=None,
+                    help="the reconstruction timestep shipped with the model (default: the preset's, 200)")
     ld.add_argument("--batch-size", type=integer(2), default=64)
     ld.add_argument("--eval-limit", type=integer(0), default=500,
                     help="test images per class for the evaluation written into the card (0: none)")

@@ -2,8 +2,10 @@
 (MNIST many-vs-one, ``mnist-anomalous:<d>``; CIFAR-10 many-vs-many where available):
 
 1. the VQ autoencoder on normal training images (L1 reconstruction + VQ commitment loss). The
-   latents are left unscaled (the paper's; ``latent_scaling="unit"`` rescales them to unit std as
-   Stable Diffusion does, which makes t = 200 far less noisy than the paper's t = 200);
+   latents are left unscaled by default (the paper's); ``latent_scaling="unit"`` rescales them to
+   unit std as Stable Diffusion does, ``"std"`` to ``latent_target_std``. The scale sets how much
+   of the latent survives at a given t: an unscaled VQ latent's std is whatever the VQ training
+   left (0.16-0.31 measured), so "unscaled" alone does not fix the noise level of t = 200;
 2. the latent UNet with the DDPM noise-prediction loss (T = 1000, linear betas);
 3. the ResNet-18 same-class classifier: positives (x, reconstruction of x from t by DDPM ancestral
    sampling), negatives (x, a DDPM sample generated from pure noise), cross entropy (optional label
@@ -39,7 +41,7 @@ from xad.tensors import to_tensor
 from xad.weights import save_model
 
 NEGATIVES = ("noise", "others")
-SCALINGS = ("none", "unit")
+SCALINGS = ("none", "unit", "std")
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,10 @@ class LDMSettings:
     patience: int = 4  # held-out checks without improvement before stopping
     sampler: str = "ddpm"  # reverse process for the classifier's pairs
     ddim_steps: int = 50
-    latent_scaling: str = "none"  # "none" (the paper) | "unit" (Stable Diffusion)
+    latent_scaling: str = "none"  # "none" (the paper) | "unit" (Stable Diffusion) | "std" (latent_target_std)
+    latent_target_std: float = 0.5  # with latent_scaling "std": the latents' std after scaling
+    negative_sampler: str = "ddpm"  # reverse process of the negatives (samples from pure noise)
+    t: int | None = None  # the shipped t (reconstruction timestep); None: the preset's t_default
     seed: int = 0
     bf16: bool = field(default_factory=bf16_is_fast)  # autocast if native bf16; losses fp32
 
@@ -72,11 +77,15 @@ class LDMSettings:
             raise DataError(f"negatives must be one of {NEGATIVES}")
         if self.latent_scaling not in SCALINGS:
             raise DataError(f"latent scaling must be one of {SCALINGS}")
-        if self.sampler not in SAMPLERS:
-            raise DataError(f"sampler must be one of {SAMPLERS}")
+        if self.sampler not in SAMPLERS or self.negative_sampler not in SAMPLERS:
+            raise DataError(f"samplers must be one of {SAMPLERS}")
+        if not self.latent_target_std > 0:
+            raise DataError("the latents' target std must be positive")
         if min(self.vq_steps, self.unet_steps, self.clf_steps, self.clf_pool, self.negatives,
                self.batch_size, self.eval_every) < 1 or self.holdout_pairs < 2:
             raise DataError("steps, pools and batch sizes must be positive")
+        if self.t is not None and self.t < 1:
+            raise DataError("t must be positive")
 
 
 def _autocast(s: LDMSettings):  # noqa: ANN202
@@ -156,7 +165,7 @@ def make_pairs(model: LatentDiffusionAD, x: torch.Tensor, n_neg: int, s: LDMSett
         rec = model.reconstruct_batched(x, t, s.sampler, s.ddim_steps, g)
         bar.update()
         if s.negative_kind == "noise":
-            neg = model.sample_batched(n_neg, s.sampler, s.ddim_steps, g)
+            neg = model.sample_batched(n_neg, s.negative_sampler, s.ddim_steps, g)
         else:
             neg = rec[torch.randperm(len(rec), generator=g)[:n_neg]]
         bar.update()
@@ -232,9 +241,10 @@ def train(model: LatentDiffusionAD, data: MultiClassData, s: LDMSettings) -> dic
     n_enc = s.unet_steps * s.batch_size  # the UNet never sees more latents than this
     z = _encode(model, x if n_enc >= len(x) else x[torch.randperm(len(x), generator=g)[:n_enc].numpy()])
     raw_std = float(z.std())
-    if s.latent_scaling == "unit":
-        model.config = dataclasses.replace(model.config, latent_scale=1 / raw_std)
-        z = z / raw_std
+    if s.latent_scaling != "none":
+        scale = (1.0 if s.latent_scaling == "unit" else s.latent_target_std) / raw_std
+        model.config = dataclasses.replace(model.config, latent_scale=scale)
+        z = z * scale
     times["vq"] = time.time() - t0
     t0 = time.time()
     losses["unet"] = train_unet(model, z, s, g)
@@ -261,7 +271,12 @@ def run(setting: str, out: Path, settings: LDMSettings, preset: str = "cpu", dat
     card); evaluate it with :func:`xad.ldm_report.evaluate_folder`."""
     data = load_setting(setting, data_path)
     torch.manual_seed(settings.seed)
-    model = LatentDiffusionAD(PRESETS[preset])
+    config = PRESETS[preset]
+    if settings.t is not None:
+        if settings.t >= config.timesteps:
+            raise DataError(f"t must be below the preset's {config.timesteps} timesteps")
+        config = dataclasses.replace(config, t_default=settings.t)
+    model = LatentDiffusionAD(config)
     log = train(model, data, settings)
     n_train = len(data.normal_train) - log["holdout_images"]
     meta = {"setting": data.setting, "setting_description": data.description, "image_size": 32,
