@@ -10,7 +10,6 @@ rows read as digits 0-9 (AnoDDPM's eleventh value, 52.1, left over).
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from xad.data.multiclass import load_setting
 from xad.data.settings import parse
 from xad.data.transforms import DataError
 from xad.cards import card_notes
+from xad.readme import markers as readme_markers
+from xad.readme import replace_block
 from xad.weights import ModelRecord, read_record, write_metrics
 
 #: Table 1 of the paper (MNIST, AUROC % per anomalous digit 0..9) in the reading above; None = not reported.
@@ -35,7 +36,8 @@ PAPER_NOTE = ("The paper's Table 1 is garbled in its text (header without digit 
               "11 for AnoDDPM); read as: the method's values belong to digits 1-9 (digit 0 not reported), "
               "the only reading consistent with its 'best on 9 of 10 digits'.")
 BASELINES = ("ddpm", "latent", "ae", "ink")
-TABLE_BEGIN, TABLE_END = "<!-- ldm-table1:begin -->", "<!-- ldm-table1:end -->"
+README_TAG = "ldm-table1"
+TABLE_BEGIN, TABLE_END = readme_markers(README_TAG)
 
 
 def anomalous_digit(record: ModelRecord) -> int | None:
@@ -234,11 +236,4 @@ def table1_markdown(records: list[ModelRecord] | None = None) -> str:
 
 def write_readme(readme: str | Path, records: list[ModelRecord] | None = None) -> Path:
     """Replace the README's Table 1 between its markers with the one generated now."""
-    readme = Path(readme)
-    text = readme.read_text()
-    if TABLE_BEGIN not in text or TABLE_END not in text:
-        raise DataError(f"{readme}: no {TABLE_BEGIN} ... {TABLE_END} markers to put Table 1 between")
-    block = f"{TABLE_BEGIN}\n{table1_markdown(records)}\n{TABLE_END}"
-    readme.write_text(re.sub(re.escape(TABLE_BEGIN) + ".*?" + re.escape(TABLE_END), lambda _: block, text,
-                             flags=re.S))
-    return readme
+    return replace_block(readme, README_TAG, table1_markdown(records))
