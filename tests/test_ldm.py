@@ -290,3 +290,18 @@ def test_shipped_digit_reaches_its_card() -> None:
     for key in [f"auroc_{k}" for k in ldm.SCORES] + ["drift_normal", "drift_anomalous"]:
         assert abs(got[key] - m[key]) <= 0.005, (key, got[key], m[key])
     assert got["auroc_ink"] == m["auroc_ink"]  # no model: exactly
+
+
+def test_readme_ldm_blocks_are_generated() -> None:
+    """Table 1 and the ink table in the README are what the commands compute now."""
+    from xad import ldm_report as rep
+    from xad import readme
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+    def block(tag: str) -> str:
+        begin, end = readme.markers(tag)
+        return text[text.index(begin) + len(begin): text.index(end)].strip()
+
+    assert block(rep.README_TAG) == rep.table1_markdown().strip()
+    assert block(rep.INK_TAG) == rep.markdown(rep.ink_controls()).strip()

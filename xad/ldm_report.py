@@ -37,6 +37,7 @@ PAPER_NOTE = ("The paper's Table 1 is garbled in its text (header without digit 
               "the only reading consistent with its 'best on 9 of 10 digits'.")
 BASELINES = ("ddpm", "latent", "ae", "ink")
 README_TAG = "ldm-table1"
+INK_TAG = "ldm-ink"  # the README's ink-control table (``evaluate ldm --ink --readme README.md``)
 TABLE_BEGIN, TABLE_END = readme_markers(README_TAG)
 
 

@@ -54,7 +54,13 @@ def _evaluate_ldm(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     if args.ink:
-        print(ldm_report.markdown(ldm_report.ink_controls(args.data)))
+        table = ldm_report.markdown(ldm_report.ink_controls(args.data))
+        if args.readme:  # the README's ink block, regenerated
+            from xad import readme
+
+            print(readme.replace_block(args.readme, ldm_report.INK_TAG, table))
+        else:
+            print(table)
         return 0
     if args.table or args.readme:
         print(ldm_report.write_readme(args.readme) if args.readme else ldm_report.table1_markdown())
