@@ -161,17 +161,23 @@ def test_vaegan_audit_click_on_the_scatter(page, server: str) -> None:  # noqa: 
     no_exception(page)
     fig2 = page.locator(".js-plotly-plot").filter(has_text="Max IoU vs anomaly score (Fig. 2)").first
     fig2.locator(".scatterlayer").first.wait_for()
-    # the first trace of the first panel that has points; its first point's sample id
-    trace, sample_id = fig2.evaluate(
-        "gd => { for (let t = 0; t < 4; t++) { const c = gd.data[t].customdata;"
-        " if (c && c.length) return [t, c[0][0]]; } return [-1, null]; }")
+    # the anomalous sample with the highest IoU in the first panel (good samples have no mask and
+    # low-IoU points may lie on top of each other): its trace among that panel's, point index, id
+    trace, index, sample_id = fig2.evaluate(
+        "gd => { let best = [-1, -1, null, -1]; let k = -1;"
+        " gd.data.forEach(d => { const c = d.customdata || []; if ((d.xaxis || 'x') !== 'x' || !c.length) return; k += 1;"
+        " for (let i = 0; i < c.length; i++) if (!String(c[i][0]).includes('/good/') && parseFloat(c[i][2]) > best[3])"
+        " best = [k, i, c[i][0], parseFloat(c[i][2])]; }); return best.slice(0, 3); }")
     assert trace >= 0
-    point = fig2.locator(".scatterlayer").first.locator(".trace").nth(trace).locator("path.point").first
-    point.click(force=True)
+    point = fig2.locator(".scatterlayer").first.locator(".trace").nth(trace).locator("path.point").nth(index)
+    from playwright.sync_api import expect
+
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # where a user clicks
     settle(page)
-    row_title = page.locator(".js-plotly-plot").filter(has_text="x' (reconstruction)").first.locator(
-        ".gtitle").text_content()
-    assert sample_id in row_title
+    expect(page.locator(".js-plotly-plot").filter(has_text="x' (reconstruction)").first.locator(".gtitle")
+           ).to_contain_text(sample_id, timeout=60_000)
     no_exception(page)
     shot(page, "vaegan_audit")
     page.get_by_test_id("stSlider").filter(has_text="k").first.wait_for()
