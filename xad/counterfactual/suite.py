@@ -138,6 +138,17 @@ def summary(root: Path, kinds: tuple[str, ...] = KINDS) -> tuple[list[dict], lis
 README_TAG = "cegan-calibration"
 
 
+def _records(root: Path, pattern: str) -> list:
+    """The readable model records whose config.json matches ``root/pattern`` (others skipped)."""
+    found = []
+    for cfg in sorted(root.glob(pattern)):
+        try:
+            found.append(read_record(cfg.parent))
+        except (WeightsError, OSError, ValueError):
+            continue
+    return found
+
+
 def shipped_table(root: Path) -> str:
     """Markdown: every GAN-version generator under ``root/cegan`` with its calibration (target
     error, the mean score reached at alpha = 0, 0.5 and 1), its AuROC normal vs CE at alpha = 0,
@@ -146,11 +157,7 @@ def shipped_table(root: Path) -> str:
     from xad.cards_cegan import objective_extensions
 
     rows = []
-    for folder in sorted((root / "cegan").glob("*/config.json")):
-        try:
-            r = read_record(folder.parent)
-        except (WeightsError, OSError, ValueError):
-            continue
+    for r in _records(root, "cegan/*/config.json"):
         m = r.metrics
         if r.meta.get("backend") == "diffedit" or "target_error" not in m:
             continue
@@ -182,11 +189,7 @@ def bias_table(root: Path) -> list[dict]:
     under ``root/detector``, how it was trained, and its AuROC normal vs all / blue / green
     anomalies, beside the paper's numbers for a supervised classifier and BCE-OE."""
     rows = []
-    for folder in sorted((root / "detector").glob("cmnist-*/config.json")):
-        try:
-            r = read_record(folder.parent)
-        except (WeightsError, OSError, ValueError):
-            continue
+    for r in _records(root, "detector/cmnist-*/config.json"):
         m, s = r.metrics, r.meta.get("train_settings", {})
         supervised = s.get("oe") == "blue-anomalies"
         kind = "supervised (blue anomalies only)" if supervised else f"{r.config['kind'].upper()}-OE"
