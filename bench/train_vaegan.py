@@ -11,7 +11,7 @@ machine's load hits all; compilation is timed apart (it is paid once per trainin
 
     .venv/bin/python bench/train_vaegan.py [--threads 1] [--steps 20] [--rounds 3]
     .venv/bin/python bench/train_vaegan.py --resize-check   # which --resize keeps defects visible
-    .venv/bin/python bench/train_vaegan.py --gan-terms weights/vaegan/xad-brick-cpu brick  # why D wins
+    .venv/bin/python bench/train_vaegan.py --gan-terms <a VAE-GAN trained with --gan-weight 1> <category>  # why D wins
 """
 
 from __future__ import annotations

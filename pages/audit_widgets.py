@@ -42,12 +42,13 @@ def _index(options: list, wanted) -> int:  # noqa: ANN001
 
 
 def _best_category(models: list, cats: list[str]) -> str | None:
-    """The category whose shipped VAE-GAN has the highest measured test AUROC (a newcomer sees the
-    detector most worth auditing first); else the first category with any model, else the first."""
-    measured = [(m.metrics.get("test_auroc") or 0.0, m.meta.get("category")) for m in models
-                if m.meta.get("category") in cats]
+    """The category whose shipped VAE-GAN ships an audit and has the highest measured test AUROC (a
+    newcomer sees real results at once, on the detector most worth auditing); then the best AUROC
+    without an audit; else the first category with any model, else the first."""
+    measured = [(any(Path(m.path, "audits").glob("*/run.json")), m.metrics.get("test_auroc") or 0.0,
+                 m.meta.get("category")) for m in models if m.meta.get("category") in cats]
     if measured:
-        return max(measured, key=lambda t: t[0])[1]
+        return max(measured, key=lambda t: t[:2])[2]
     return cats[0] if cats else None
 
 

@@ -39,7 +39,9 @@ def test_home_lists_embedded_data_and_adds_a_folder(tiny_mvtec: Path) -> None:
 
 def test_browser_moves_every_control() -> None:
     at = _run("pages/dataset_browser.py")
-    assert at.selectbox(key="browser_category").options == ["brick", "hexnut", "washer"]
+    from xad.data.synthetic import CATEGORIES
+
+    assert at.selectbox(key="browser_category").options == sorted(CATEGORIES)  # every generated category
     at.selectbox(key="browser_category").set_value("hexnut").run()
     at.selectbox(key="browser_group").set_value("scratch").run()
     view = [b for b in at.button if b.label == "View"]
@@ -66,12 +68,7 @@ def test_browser_shows_a_clear_message_for_a_broken_folder(tiny_mvtec: Path) -> 
 
 
 def test_vaegan_audit_page_opens_on_the_best_shipped_detector() -> None:
-    from xad.weights import list_models
-
-    vaegans = [m for m in list_models()[0] if m.cls == "VAEGAN"]
-    if not vaegans:
-        pytest.skip("no VAE-GAN shipped")
-    best = max(vaegans, key=lambda m: m.metrics["test_auroc"])
+    best = _default_vaegan()  # a shipped audit first, then the best test AUROC
     at = AppTest.from_file(str(ROOT / "pages/vaegan_audit.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="audit_category").value == best.meta["category"]
@@ -346,13 +343,14 @@ def test_runs_page_lists_and_compares_two_audits(tiny_industrial: Path, tiny_vae
     assert not at.exception and len(at.get("plotly_chart")) == 3  # the overlay and the sample from both runs
 
 
-def _default_vaegan():  # noqa: ANN202 - the shipped VAE-GAN the audit page opens on (best test AUROC)
+def _default_vaegan():  # noqa: ANN202 - the shipped VAE-GAN the audit page opens on
     from xad.weights import list_models
 
     vaegans = [m for m in list_models()[0] if m.cls == "VAEGAN"]
     if not vaegans:
         pytest.skip("no VAE-GAN shipped")
-    return max(vaegans, key=lambda m: m.metrics["test_auroc"])
+    # one that ships an audit first (results at once), then the best test AUROC
+    return max(vaegans, key=lambda m: (any(Path(m.path, "audits").glob("*/run.json")), m.metrics["test_auroc"]))
 
 
 def test_threshold_what_if_moves_the_counts_live() -> None:
@@ -430,3 +428,22 @@ def test_home_draws_the_learning_curve_of_a_vaegan_card(tiny_industrial: Path, t
     shipped = len(at.get("plotly_chart"))
     at.text_input[1].input(str(out)).run()
     assert not at.exception and len(at.get("plotly_chart")) == shipped + 1
+
+
+def test_audit_page_prefers_a_detector_that_ships_an_audit(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pages.audit_widgets import _best_category
+
+    def model(name: str, auroc: float, audit: bool) -> SimpleNamespace:
+        path = tmp_path / name
+        (path / "audits" / "r").mkdir(parents=True)
+        if audit:
+            (path / "audits" / "r" / "run.json").write_text("{}")
+        return SimpleNamespace(path=path, metrics={"test_auroc": auroc}, meta={"category": name})
+
+    models = [model("a", 0.80, True), model("b", 0.90, False), model("c", 0.70, True)]
+    assert _best_category(models, ["a", "b", "c"]) == "a"  # audited beats a better AUROC without one
+    assert _best_category(models, ["b", "c"]) == "c"
+    assert _best_category(models[1:2], ["b", "z"]) == "b"  # no audit anywhere: the best AUROC
+    assert _best_category([], ["z", "y"]) == "z"

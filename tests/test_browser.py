@@ -228,8 +228,9 @@ def test_vaegan_audit_page_audits_an_uploaded_onnx(page, server: str, tmp_path: 
     from xad.weights import list_models
 
     vaegans = [m for m in list_models()[0] if m.cls == "VAEGAN"]
-    category = _best_category(vaegans, ["brick", "hexnut", "washer"])  # the page's default category
-    assert category == max(vaegans, key=lambda m: m.metrics["test_auroc"]).meta["category"]
+    category = _best_category(vaegans, sorted({m.meta["category"] for m in vaegans}))  # the page's default
+    audited = [m for m in vaegans if any(Path(m.path, "audits").glob("*/run.json"))] or vaegans
+    assert category == max(audited, key=lambda m: m.metrics["test_auroc"]).meta["category"]
     ds = MVTecDataset(ROOT / "data" / "xad_industrial", category)
     train = np.stack([ds.load(r, 128).image for r in ds.refs("train")[:40]])
     onnx = export(PatchCoreStyle(train, bank_size=2048), 128, tmp_path / f"{category}-patchcore.onnx")

@@ -86,3 +86,39 @@ def test_washer_is_a_ring_with_defects_on_its_face() -> None:
         assert img.shape == (128, 128, 3) and mask.any(), defect
         np.testing.assert_array_equal(synthetic.render("washer", "test", defect, 0)[0], img)
     assert h == synthetic.WORK
+
+
+def test_tablet_is_a_bright_disc_with_a_score_line_and_defects_on_its_face() -> None:
+    rng = np.random.default_rng(np.random.SeedSequence([0, 2]))
+    scene = synthetic.tablet_scene(rng)
+    centre = scene.outline[:, :2].mean(axis=0)
+    radius = np.hypot(*(scene.outline[:, :2] - centre).T).mean()
+    cy, cx = np.round(centre).astype(int)
+    assert scene.image.shape == (256, 256, 3) and scene.outline.shape == (36, 4)
+    np.testing.assert_allclose(np.hypot(*scene.outline[:, 2:].T), 1.0, atol=1e-5)
+    face = scene.image[scene.support > 0.99].mean()
+    assert face > scene.image[5, 5].mean() + 0.4  # a white tablet on a dark tray
+    assert scene.support[cy, cx] == 1 and scene.support[cy, int(cx + radius + 3)] == 0  # the tray is no support
+    # the score line through the centre is darker than the face beside it
+    ring = np.hypot(*np.mgrid[0:256, 0:256] - centre[:, None, None])
+    assert scene.image[cy - 1:cy + 2, cx - 1:cx + 2].mean() < np.median(scene.image[(ring > 20) & (ring < 30)]) - 0.05
+    for defect in synthetic.CATEGORIES["tablet"].defects:
+        img, mask = synthetic.render("tablet", "test", defect, 0)
+        assert img.shape == (128, 128, 3) and mask.any(), defect
+        np.testing.assert_array_equal(synthetic.render("tablet", "test", defect, 0)[0], img)
+
+
+def test_capsule_has_two_colours_and_its_outline_on_the_edge() -> None:
+    rng = np.random.default_rng(np.random.SeedSequence([0, 3]))
+    scene = synthetic.capsule_scene(rng)
+    assert scene.image.shape == (256, 256, 3) and scene.outline.shape == (40, 4)
+    np.testing.assert_allclose(np.hypot(*scene.outline[:, 2:].T), 1.0, atol=1e-5)
+    for y, x, iy, ix in scene.outline:  # inside a few px inward, outside a few px outward
+        assert scene.support[int(round(y + 4 * iy)), int(round(x + 4 * ix))] == 1
+        assert scene.support[int(round(y - 4 * iy)), int(round(x - 4 * ix))] == 0
+    shell = scene.image[scene.support > 0.99]
+    red_minus_blue = shell[:, 0] - shell[:, 2]
+    assert (red_minus_blue > 0.45).mean() > 0.2 and (red_minus_blue < 0.2).mean() > 0.2  # orange cap, ivory body
+    for defect in synthetic.CATEGORIES["capsule"].defects:
+        img, mask = synthetic.render("capsule", "test", defect, 0)
+        assert img.shape == (128, 128, 3) and mask.any(), defect

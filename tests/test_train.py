@@ -197,6 +197,7 @@ def test_cli_defaults_are_the_training_defaults() -> None:
     s = TrainSettings()
     assert (args.steps, args.batch_size, args.augment, args.gan_weight, args.gan_warmup, args.eval_every,
             args.resize) == (s.steps, s.batch_size, s.augment, s.gan_weight, s.gan_warmup, s.eval_every, "stretch")
+    assert args.lr == s.lr
 
 
 def test_train_vaegan_init_continues_from_a_folder(tiny_industrial: Path, tiny_vaegan: Path, tmp_path: Path) -> None:

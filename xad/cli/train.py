@@ -49,7 +49,7 @@ def _train_vaegan(args: argparse.Namespace) -> int:
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                              augment=args.augment, max_minutes=args.minutes, gan_weight=args.gan_weight,
                              gan_warmup=args.gan_warmup, d_lr=args.d_lr, eval_every=args.eval_every,
-                             compile=args.compile == "on")
+                             compile=args.compile == "on", lr=args.lr)
     print(run(args.data, args.category, args.out, args.preset, settings,
               command=_command(args), geometry=args.resize, init=args.init))
     return 0
@@ -178,7 +178,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     from xad.train.vaegan import TrainSettings
 
     TRAIN_DEFAULTS = {f: getattr(TrainSettings, f) for f in  # noqa: N806 - the VAE-GAN's defaults
-                      ("steps", "batch_size", "augment", "gan_weight", "gan_warmup", "eval_every")}
+                      ("steps", "batch_size", "augment", "gan_weight", "gan_warmup", "eval_every", "lr")}
 
     tr = sub.add_parser("train", help="train a model").add_subparsers(dest="family", required=True)
     vg = tr.add_parser("vaegan", help="the VAE-GAN of Rashid et al. on one MVTec-layout category")
@@ -200,6 +200,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="steps of the VAE alone before the GAN terms start")
     vg.add_argument("--d-lr", type=number(0, low_open=True), default=None,
                     help="the discriminator's Adam learning rate (default: the VAE's, 1e-3, as published)")
+    vg.add_argument("--lr", type=number(0, low_open=True), default=TRAIN_DEFAULTS["lr"],
+                    help="Adam learning rate of the encoder and decoder (published: 1e-3)")
     vg.add_argument("--eval-every", type=integer(1), default=TRAIN_DEFAULTS["eval_every"],
                     help="steps between held-out evaluations (learning curve, checkpoint kept)")
     vg.add_argument("--threads", type=integer(0), default=0, help="torch CPU threads (0: torch's default)")

@@ -154,6 +154,96 @@ def washer_scene(rng: np.random.Generator) -> Scene:
     return Scene(np.clip(image, 0, 1).astype(np.float32), support, belt, outline)
 
 
+def tablet_scene(rng: np.random.Generator) -> Scene:
+    """A round, biconvex white pharmaceutical tablet with a score line in an inspection fixture, as
+    MVTec AD's pill: position within +-3 px, score line within +-10 degrees of horizontal, size
+    and the light's direction and strength vary a little."""
+    light_angle = rng.uniform(-2.6, -2.0)  # from the upper left, give or take 17 degrees
+    light = np.array([np.sin(light_angle), np.cos(light_angle)], dtype=np.float32)
+    background = _conveyor(rng, light) * np.array([0.85, 0.92, 1.05], dtype=np.float32)
+    centre = WORK / 2 + rng.uniform(-3, 3, size=2)
+    radius = rng.uniform(76, 80)
+    yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32)
+    yy, xx = yy - centre[0], xx - centre[1]
+    r, phi = np.hypot(yy, xx), np.arctan2(yy, xx)
+    body = np.clip(radius + 0.5 - r, 0, 1)
+    facing = np.cos(phi - np.arctan2(light[0], light[1]))
+    # 1. a dome lit from one side, a darker rim band, a fine powder grain
+    dome = 0.07 * facing * np.clip(r / radius, 0, 1) ** 1.5
+    bevel = 7.0
+    rim = np.clip((r - (radius - bevel)) / bevel, 0, 1)
+    grain = 0.012 * _smooth_noise(rng, (WORK, WORK), 0.9)
+    shade = rng.uniform(0.80, 0.88) + dome - 0.10 * rim + 0.06 * rim * facing + grain
+    # 2. the score line: a groove through the centre, lit on one flank
+    theta = np.deg2rad(rng.uniform(-10, 10))
+    across = xx * np.sin(theta) - yy * np.cos(theta)
+    along = np.abs(xx * np.cos(theta) + yy * np.sin(theta))
+    reach = np.clip((radius * 0.86 - along) / 6.0, 0, 1)
+    flank = np.sign(np.sin(theta - np.arctan2(light[0], light[1]))) or 1.0
+    groove = np.exp(-across ** 2 / (2 * 2.2 ** 2)) * reach
+    lit = np.exp(-(across - flank * 3.0) ** 2 / (2 * 1.5 ** 2)) * reach
+    shade = shade - 0.16 * groove + 0.05 * lit
+    colour = np.array([0.99, 0.97, 0.92], dtype=np.float32) * rng.uniform(0.98, 1.02, 3)
+    shadow = ndimage.gaussian_filter(ndimage.shift(body, light * -6, order=1), 5)
+    tray = background * (1 - 0.5 * shadow)[..., None]
+    pill = np.clip(shade[..., None] * colour, 0, 1)
+    image = tray * (1 - body[..., None]) + pill * body[..., None]
+    image *= rng.uniform(0.96, 1.04)
+    support = body.astype(np.float32)  # face and rim: chips (cuts) start at the edge
+    angles = np.linspace(0, 2 * np.pi, 36, endpoint=False)
+    outline = np.stack([centre[0] + radius * np.sin(angles), centre[1] + radius * np.cos(angles),
+                        -np.sin(angles), -np.cos(angles)], 1).astype(np.float32)
+    return Scene(np.clip(image, 0, 1).astype(np.float32), support, tray, outline)
+
+
+def capsule_scene(rng: np.random.Generator) -> Scene:
+    """A two-tone hard-gelatin capsule (orange cap to the right, ivory body) in an inspection
+    fixture, as MVTec AD's capsule: position within +-3 px, tilt within +-3 degrees, length, width
+    and the light's direction and strength vary a little. A glossy cylinder with a seam."""
+    light_angle = rng.uniform(-2.6, -2.0)  # from the upper left, give or take 17 degrees
+    light = np.array([np.sin(light_angle), np.cos(light_angle)], dtype=np.float32)
+    background = _conveyor(rng, light) * np.array([0.85, 0.92, 1.05], dtype=np.float32)
+    centre = WORK / 2 + rng.uniform(-3, 3, size=2)
+    half_len, rad = rng.uniform(88, 92), rng.uniform(31, 33)
+    tilt = np.deg2rad(rng.uniform(-3, 3))
+    yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32)
+    yy, xx = yy - centre[0], xx - centre[1]
+    u = xx * np.cos(tilt) + yy * np.sin(tilt)  # along the capsule
+    v = -xx * np.sin(tilt) + yy * np.cos(tilt)  # across it
+    core = half_len - rad
+    d = np.hypot(np.clip(np.abs(u) - core, 0, None), v) - rad  # a stadium (capsule) field
+    body = np.clip(0.5 - d, 0, 1)
+    # 1. cylinder shading across v (rounded ends), a specular streak toward the light
+    across = np.clip(v / rad, -1, 1)
+    normal_v = across * np.where(np.abs(u) > core, 0.6, 1.0)
+    light_v = -light[1] * np.sin(tilt) + light[0] * np.cos(tilt)
+    shade = 0.78 + 0.12 * normal_v * light_v - 0.18 * across ** 4
+    streak = 0.16 * np.exp(-(across + 0.45 * light_v) ** 2 / (2 * 0.12 ** 2)) * np.clip((half_len - 10 - np.abs(u)) / 10, 0, 1)
+    shade = shade + streak + 0.01 * _smooth_noise(rng, (WORK, WORK), 1.0)
+    # 2. the cap covers one end (which end is random); a thin seam where it overlaps the body
+    side = 1.0
+    seam_at = side * rng.uniform(0.05, 0.15) * half_len
+    cap = np.clip((side * (u - seam_at)) + 0.5, 0, 1)
+    orange = np.array([0.93, 0.45, 0.16], dtype=np.float32) * rng.uniform(0.96, 1.04, 3)
+    ivory = np.array([0.95, 0.92, 0.82], dtype=np.float32) * rng.uniform(0.98, 1.02, 3)
+    colour = ivory * (1 - cap[..., None]) + orange * cap[..., None]
+    seam = np.exp(-(u - seam_at) ** 2 / (2 * 1.2 ** 2))
+    shade = shade - 0.12 * seam
+    shadow = ndimage.gaussian_filter(ndimage.shift(body, light * -6, order=1), 5)
+    tray = background * (1 - 0.5 * shadow)[..., None]
+    shell = np.clip(shade[..., None] * colour, 0, 1)
+    image = tray * (1 - body[..., None]) + shell * body[..., None]
+    image *= rng.uniform(0.96, 1.04)
+    support = body.astype(np.float32)
+    pu = np.concatenate([np.linspace(-core, core, 20), np.linspace(core, -core, 20)])
+    pv = np.concatenate([np.full(20, -rad), np.full(20, rad)])
+    py = centre[0] + pu * np.sin(tilt) + pv * np.cos(tilt)
+    px = centre[1] + pu * np.cos(tilt) - pv * np.sin(tilt)
+    inward = -np.sign(pv)
+    outline = np.stack([py, px, inward * np.cos(tilt), -inward * np.sin(tilt)], 1).astype(np.float32)
+    return Scene(np.clip(image, 0, 1).astype(np.float32), support, tray, outline)
+
+
 def brick_scene(rng: np.random.Generator) -> Scene:
     """A terracotta-tinted crop of scikit-image's brick photo, random crop, flip and light."""
     photo = _brick_photo()
@@ -199,6 +289,10 @@ CATEGORIES: dict[str, CategorySpec] = {
                            "machined steel hex nut on a conveyor (object)"),
     "washer": CategorySpec(washer_scene, ("crack", "cut", "hole", "print", "scratch"),
                            "flat steel washer on a conveyor (object)"),
+    "tablet": CategorySpec(tablet_scene, ("crack", "cut", "hole", "print", "stain"),
+                           "white pharmaceutical tablet with a score line on a tray (object)"),
+    "capsule": CategorySpec(capsule_scene, ("crack", "cut", "hole", "print", "stain"),
+                            "two-tone gelatin capsule on a tray (object)"),
     "brick": CategorySpec(brick_scene, ("crack", "hole", "scratch", "stain"),
                           "terracotta brick wall from scikit-image's photo (texture)"),
 }
