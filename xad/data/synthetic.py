@@ -220,10 +220,9 @@ def capsule_scene(rng: np.random.Generator) -> Scene:
     shade = 0.78 + 0.12 * normal_v * light_v - 0.18 * across ** 4
     streak = 0.16 * np.exp(-(across + 0.45 * light_v) ** 2 / (2 * 0.12 ** 2)) * np.clip((half_len - 10 - np.abs(u)) / 10, 0, 1)
     shade = shade + streak + 0.01 * _smooth_noise(rng, (WORK, WORK), 1.0)
-    # 2. the cap covers one end (which end is random); a thin seam where it overlaps the body
-    side = 1.0
-    seam_at = side * rng.uniform(0.05, 0.15) * half_len
-    cap = np.clip((side * (u - seam_at)) + 0.5, 0, 1)
+    # 2. the cap covers the right end; a thin seam where it overlaps the body
+    seam_at = rng.uniform(0.05, 0.15) * half_len
+    cap = np.clip(u - seam_at + 0.5, 0, 1)
     orange = np.array([0.93, 0.45, 0.16], dtype=np.float32) * rng.uniform(0.96, 1.04, 3)
     ivory = np.array([0.95, 0.92, 0.82], dtype=np.float32) * rng.uniform(0.98, 1.02, 3)
     colour = ivory * (1 - cap[..., None]) + orange * cap[..., None]

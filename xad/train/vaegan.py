@@ -40,14 +40,14 @@ COMPONENTS = ("bce", "kl", "g", "d")
 # reconstruction loss. At the end of the shipped 7,382-step GAN training the G term's gradient on
 # the encoder and decoder was 3.8 % of the reconstruction term's. Default: the VAE alone; the
 # published term is --gan-weight 1 (optionally after --gan-warmup steps, with a smaller --d-lr).
-# Tried and not kept (tablet, 40 min, 1 thread, seed 0): evaluating and keeping an exponential
+# Tried and not kept (the first, free-pose tablet set, 40 min, 1 thread, seed 0): evaluating and keeping an exponential
 # moving average of the weights (decay 0.999, BatchNorm statistics of the live model) gave test AUROC
 # 0.744 against 0.777 for the live weights, its held-out loss jumping 6-fold where the live
 # BatchNorm statistics did not fit the averaged weights.
 # Nor a smaller learning rate (capsule, --lr 1e-4 for 17 min continuing the kept 1e-3 weights):
 # held-out MSE 0.0030 -> 0.0026, test AUROC 0.782 -> 0.780. Every object category's held-out loss
 # levels off within 600-3000 steps while its reconstructions stay blurred at the outline, where the
-# good images' max |gs(x) - gs(x')| lies (0.35-0.47 on capsule): the limit is the blur, not the time.
+# good images' max |gs(x) - gs(x')| lies (0.35-0.47 on the free-pose capsule): the limit is the blur, not the time.
 
 
 @dataclass(frozen=True)
