@@ -296,7 +296,9 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
     settle(page)
     page.get_by_text("Slide the target score and the concept").wait_for()
     no_exception(page)
-    single = page.locator(".js-plotly-plot").first
+    # the single counterfactual's figure (its title names one alpha); the alpha strip may render first
+    single = page.locator(".js-plotly-plot").filter(has=page.locator(".gtitle", has_text="alpha = ")).first
+    single.wait_for()
     assert "alpha = 0.00" in single.locator(".gtitle").text_content()
     before = single.screenshot()
     from playwright.sync_api import expect
