@@ -137,14 +137,18 @@ else:
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(ldm_report.verdict(record.metrics) + " The ink control (sum of pixels, no model) shows when a "
                "score only counts ink. " + ldm_report.PAPER_NOTE)
+    if why := ldm_report.diagnosis(record.metrics):
+        st.markdown("**Why:** " + why)
     table_download(table, f"{record.path.name}_auroc_table", key="ldm-table-csv")
 
 st.header("4 · Table 1: every shipped digit, ours beside the paper's")
 t1 = ldm_report.table1(records)
 if len(t1):
     st.dataframe(t1, hide_index=True, width="stretch")
-    st.caption("AUROC % (ours: DDPM, t = 200, the shipped cards; regenerate with `python -m xad evaluate ldm "
-               "--table`). " + ldm_report.PAPER_NOTE)
+    ts = " or ".join(str(v) for v in sorted({r.metrics["t"] for r in records if r.metrics.get("t") is not None}))
+    st.caption(f"AUROC % (ours: DDPM, t = {ts}, the shipped cards; regenerate with `python -m xad evaluate ldm "
+               "--table`). class-change ref: what a same-class decision could reach from these reconstructions "
+               "(an independent digit classifier; not a detector). " + ldm_report.PAPER_NOTE)
     table_download(t1, "ldm_table1", key="ldm-table1-csv")
 else:
     st.info("No shipped MNIST latent-diffusion model has measured metrics yet.")

@@ -287,6 +287,11 @@ def _slide(pg, label: str, presses: int) -> float:  # noqa: ANN001
                  .get_by_test_id("stSliderThumbValue").text_content())
 
 
+def _single_counterfactual(page):  # noqa: ANN001, ANN202
+    """The single counterfactual's figure (its title names one alpha); the alpha strip may render first."""
+    return page.locator(".js-plotly-plot").filter(has=page.locator(".gtitle", has_text="alpha = ")).first
+
+
 def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # noqa: ANN001
     from xad.counterfactual.bundle import generators
 
@@ -297,7 +302,7 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
     page.get_by_text("Slide the target score and the concept").wait_for()
     no_exception(page)
     # the single counterfactual's figure (its title names one alpha); the alpha strip may render first
-    single = page.locator(".js-plotly-plot").filter(has=page.locator(".gtitle", has_text="alpha = ")).first
+    single = _single_counterfactual(page)
     single.wait_for()
     assert "alpha = 0.00" in single.locator(".gtitle").text_content()
     before = single.screenshot()
@@ -305,14 +310,14 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
 
     alpha = _slide(page, "Target anomaly score alpha", 14)  # towards 0.70
     assert alpha >= 0.5
-    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text(
+    expect(single.locator(".gtitle")).to_contain_text(
         f"alpha = {alpha:.2f}", timeout=60_000)
-    assert page.locator(".js-plotly-plot").first.screenshot() != before
+    assert single.screenshot() != before
     # the calibration curve beside the slider marks the slider's alpha
     expect(page.locator(".js-plotly-plot").filter(has_text="Calibration on").first).to_contain_text(
         f"alpha = {alpha:.2f}", timeout=60_000)
     _slide(page, "Concept k", 1)
-    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text("k = 2", timeout=60_000)
+    expect(single.locator(".gtitle")).to_contain_text("k = 2", timeout=60_000)
     page.locator(".st-key-cf_pick_1 button").click()  # the 2nd anomaly (columns interleave the DOM order)
     settle(page)
     expect(page.locator(".js-plotly-plot").filter(has_text="every concept").first).to_contain_text(
@@ -321,7 +326,7 @@ def test_counterfactual_sliders_change_the_image(page, server: str) -> None:  # 
     thumb.focus()
     thumb.press("Home")  # back to alpha = 0: the normal version, for the screenshot
     settle(page)
-    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text("alpha = 0.00", timeout=60_000)
+    expect(single.locator(".gtitle")).to_contain_text("alpha = 0.00", timeout=60_000)
     no_exception(page)
     page.get_by_text("2 · Slide the target score").first.evaluate("e => e.scrollIntoView()")
     page.wait_for_timeout(300)
@@ -341,18 +346,18 @@ def test_counterfactual_diffedit_backend(page, server: str) -> None:  # noqa: AN
     settle(page)
     expect(page.locator(".js-plotly-plot").filter(has_text="DiffEdit mask").first).to_be_visible(timeout=120_000)
     no_exception(page)
-    single = page.locator(".js-plotly-plot").first
+    single = _single_counterfactual(page)
     before = single.screenshot()
     alpha = _slide(page, "Target anomaly score alpha", 10)
     assert alpha >= 0.3
-    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text(
+    expect(single.locator(".gtitle")).to_contain_text(
         f"alpha = {alpha:.2f}", timeout=60_000)
-    assert page.locator(".js-plotly-plot").first.screenshot() != before
+    assert single.screenshot() != before
     thumb = page.get_by_test_id("stSlider").filter(has_text="Target anomaly score alpha").get_by_role("slider")
     thumb.focus()
     thumb.press("Home")
     settle(page)
-    expect(page.locator(".js-plotly-plot").first.locator(".gtitle")).to_contain_text("alpha = 0.00", timeout=60_000)
+    expect(single.locator(".gtitle")).to_contain_text("alpha = 0.00", timeout=60_000)
     page.get_by_text("GAN version vs DiffEdit version").first.wait_for()
     no_exception(page)
     page.get_by_text("2 · Slide the target score").first.evaluate("e => e.scrollIntoView()")

@@ -135,6 +135,36 @@ def test_ink_control_and_drift_by_hand() -> None:
     assert ldm._drift(None, rec, y, anomalous) == {"drift_normal": None, "drift_anomalous": None}
 
 
+def test_class_change_reference_and_rank_correlation_by_hand() -> None:
+    import math
+
+    from scipy.stats import spearmanr
+
+    from xad import ldm
+    from xad import ldm_report as rep
+
+    class FirstPixel(torch.nn.Module):  # logits of 3 classes: ln 2 x the first pixel's channels
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            return [math.log(2) * x[:, :, 0, 0]]
+
+    x = torch.zeros(2, 3, 32, 32)
+    x[0, 0, 0, 0] = 1.0  # class 0 (logits ln2, 0, 0)
+    x[1, 2, 0, 0] = 1.0  # class 2
+    rec = torch.zeros(2, 3, 32, 32)
+    rec[0] = x[0]  # kept: P(class 0) = 2 / (2 + 1 + 1) = 0.5
+    # rec[1] all zero: uniform, P(class 2) = 1/3
+    np.testing.assert_allclose(ldm.class_change_scores(FirstPixel(), x, rec), [0.5, 2 / 3])
+    assert ldm.rank_correlation(np.array([1, 2, 3, 4.0]), np.array([10, 20, 40, 30.0])) == 0.8  # 1 - 6*2/60
+    a, b = np.array([3, 1, 1, 2, 5, 4.0]), np.array([1, 1, 2, 3, 2, 0.5])  # ties: average ranks
+    assert ldm.rank_correlation(a, b) == round(float(spearmanr(a, b).statistic), 4)
+    m = {"auroc_method": 0.6, "auroc_ddpm": 0.7, "auroc_latent": 0.8, "auroc_ae": 0.5, "auroc_ink": 0.55,
+         "auroc_class_change": 0.66, "rank_corr_method_latent": 0.913}
+    why = rep.diagnosis(m)
+    assert "AUROC 66.0 %" in why and "would not beat latent error" in why and "(80.0 %)" in why and "0.91" in why
+    assert "could beat every baseline" in rep.diagnosis(m | {"auroc_class_change": 0.85})
+    assert rep.diagnosis({k: v for k, v in m.items() if k != "auroc_class_change"}) == ""
+
+
 def test_trained_folder_has_card_sweep_and_every_auroc(tiny_ldm: Path) -> None:
     from xad import ldm
     from xad.weights import read_record
@@ -151,6 +181,9 @@ def test_trained_folder_has_card_sweep_and_every_auroc(tiny_ldm: Path) -> None:
     card = (tiny_ldm / "card.md").read_text()
     assert f"| {100 * m['auroc_ink']:.1f} |" in card and f"| {100 * m['auroc_method']:.1f} |" in card
     assert "python -m xad train ldm --setting mnist-anomalous:0" in card and "garbled" in card
+    from xad import ldm_report
+
+    assert ldm_report.diagnosis(m).startswith("Class-change reference") and ldm_report.diagnosis(m) in card
     table = ldm.load_sweep(tiny_ldm, ldm.sweep_params(limit=4))
     assert list(table["t"]) == list(ldm.sweep_ts(ldm.load(tiny_ldm)[0], 100)) and len(table) == 11
     assert {"drift_normal", "drift_anomalous", "auroc_latent"} <= set(table.columns)
