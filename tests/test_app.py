@@ -281,6 +281,11 @@ def test_latent_diffusion_page_slides_t_and_computes_a_sweep(tiny_ldm: Path, tmp
     assert len(list(tmp_path.glob("*.json"))) == 1
     assert at.dataframe[0].value["score"].str.contains("this paper").any()
     assert at.dataframe[0].value["score"].str.contains("ink mass").any()
+    from xad import ldm_report
+    from xad.weights import read_record
+
+    why = ldm_report.diagnosis(read_record(tiny_ldm).metrics)  # the card's sentence, on the page too
+    assert why and any(m.value == f"**Why:** {why}" for m in at.markdown)
     at.radio(key="ldm_sampler").set_value("ddim").run()
     assert not at.exception and any("No stored sweep for DDIM" in i.value for i in at.info)
 
