@@ -133,7 +133,7 @@ st.header("3 · The method against the baselines and the ink control")
 if not record.metrics.get("auroc_method"):
     st.info(f"This model has no measured metrics yet: run `python -m xad evaluate ldm --weights {folder}`.")
 else:
-    table = ldm_report.auroc_table(record.metrics, ldm_report.anomalous_digit(record))
+    table = ldm_report.auroc_table(record.metrics, ldm_report.anomalous_digit(record), ldm_report.extension(record))
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(ldm_report.verdict(record.metrics) + " The ink control (sum of pixels, no model) shows when a "
                "score only counts ink. " + ldm_report.PAPER_NOTE)

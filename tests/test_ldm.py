@@ -165,6 +165,50 @@ def test_class_change_reference_and_rank_correlation_by_hand() -> None:
     assert rep.diagnosis({k: v for k, v in m.items() if k != "auroc_class_change"}) == ""
 
 
+def test_class_partners_by_hand() -> None:
+    from xad.train.ldm import class_partners
+
+    y = np.array([3, 5, 3, 5, 5, 7])
+    same, other = class_partners(y, np.array([0, 1, 5, 3]), np.array([True, False, False, False]),
+                                 np.array([0.9, 0.5, 0.0, 0.99]))
+    # 0 kept itself; 1 (class 5): mates [1, 3, 4], 0.5 -> 3; 5 (class 7): mates [5] -> 5; 3: mates -> 4
+    assert same.tolist() == [0, 3, 5, 4]
+    # others: 0 -> [1, 3, 4, 5] at 0.9 -> 5; 1 -> [0, 2, 5] at 0.5 -> 2; 5 -> [0..4] at 0 -> 0; 3 -> [0, 2, 5] -> 5
+    assert other.tolist() == [5, 2, 0, 5]
+
+
+def test_classifier_alone_on_class_pairs_from_a_trained_folder(tiny_ldm: Path, tmp_path: Path) -> None:
+    """--from-weights keeps the VQ + UNet bit for bit and trains only the classifier, on class pairs."""
+    from safetensors.torch import load_file
+
+    from xad import ldm_report
+    from xad.cli import main
+    from xad.weights import read_record
+
+    out = tmp_path / "ldm" / "classes"
+    args = ["train", "ldm", "--setting", "mnist-anomalous:0", "--from-weights", str(tiny_ldm), "--negative-kind",
+            "classes", "--clf-steps", "4", "--clf-pool", "16", "--holdout-pairs", "8", "--batch-size", "8",
+            "--eval-limit", "8", "--sweep-limit", "4", "--out", str(out)]
+    assert main(args) == 0
+    a, b = load_file(tiny_ldm / "model.safetensors"), load_file(out / "model.safetensors")
+    assert a.keys() == b.keys()
+    changed = {k.split(".")[0] for k in a if not torch.equal(a[k], b[k])}
+    assert changed == {"classifier"}
+    r = read_record(out)
+    assert r.meta["reused_from"]["folder"].endswith("tiny") and r.meta["train_settings"]["holdout"] == 20
+    assert ldm_report.extension(r) and not ldm_report.extension(read_record(tiny_ldm))
+    card = (out / "card.md").read_text()
+    assert "another normal class" in card and ldm_report.EXTENSION_METHOD in card and "only the classifier" in card
+    import dataclasses
+
+    base = dataclasses.replace(read_record(tiny_ldm), preset="cpu")  # Table 1 lists cpu-preset models
+    t = ldm_report.table1([dataclasses.replace(r, preset="cpu"), base])
+    assert t["model"].iloc[0] == base.name  # the paper's recipe stays the row
+    assert t["class pairs (ext.)"].iloc[0] == round(100 * r.metrics["auroc_method"], 1)
+    assert main(["train", "ldm", "--setting", "mnist-anomalous:1", "--from-weights", str(tiny_ldm),
+                 "--out", str(tmp_path / "x")]) == 2  # another setting: one line, no traceback
+
+
 def test_trained_folder_has_card_sweep_and_every_auroc(tiny_ldm: Path) -> None:
     from xad import ldm
     from xad.weights import read_record

@@ -73,16 +73,21 @@ def evaluate_folder(folder: str | Path, data_path: str | None = None, limit: int
     return Path(folder)
 
 
-def auroc_table(metrics: dict, digit: int | None = None) -> pd.DataFrame:
+EXTENSION_METHOD = "latent diffusion + same-class classifier on class-labelled pairs (extension)"
+
+
+def auroc_table(metrics: dict, digit: int | None = None, ext: bool = False) -> pd.DataFrame:
     """The method, the baselines and the ink control (rows): AUROC % measured here and the
-    paper's (MNIST digit given; the paper has no latent-error or ink row)."""
+    paper's (MNIST digit given; the paper has no latent-error or ink row). ``ext``: the method's
+    classifier was trained on an extension's pairs (named so; the paper's value stays beside it)."""
     n = metrics.get("n_normal", 0) + metrics.get("n_anomalous", 0)
     col = f"AUROC % ({str(metrics.get('sampler', 'ddpm')).upper()}, t = {metrics.get('t')}, n = {n})"
     rows = []
     for key in ("method", *BASELINES):
         v = metrics.get(f"auroc_{key}")
         paper = PAPER_MNIST.get(key, {}).get(digit) if digit is not None else None
-        rows.append({"score": ldm.SCORE_NAMES[key], col: None if v is None else round(100 * v, 1),
+        name = EXTENSION_METHOD if ext and key == "method" else ldm.SCORE_NAMES[key]
+        rows.append({"score": name, col: None if v is None else round(100 * v, 1),
                      "paper AUROC %": paper})
     if digit is not None:
         rows.append({"score": "AnoDDPM (paper only)", col: None, "paper AUROC %": PAPER_MNIST["anoddpm"][digit]})
@@ -150,8 +155,11 @@ def card(r: ModelRecord, table: pd.DataFrame) -> str:
     stage = meta.get("stage_seconds", {})
     clf = meta.get("classifier", {})
     neg_sampler = str(s.get("negative_sampler", "ddpm"))
-    neg = ("reconstructions of *other* training images (an extension, not the paper's)"
-           if s.get("negative_kind", "noise") != "noise" else
+    kind = s.get("negative_kind", "noise")
+    neg = ("reconstructions of *other* training images (an extension, not the paper's)" if kind == "others" else
+           "reconstructions of images of *another normal class*, and half the positives pair x with the "
+           "reconstruction of another image of its class (an extension, not the paper's: it uses the normal "
+           "training images' class labels)" if kind == "classes" else
            "samples generated from pure noise by DDPM (the paper)" if neg_sampler == "ddpm" else
            f"samples generated from pure noise by {neg_sampler.upper()} ({s.get('ddim_steps', 50)} steps; "
            "the paper's are DDPM)")
@@ -182,14 +190,14 @@ reconstruction from t = {c['t_default']} show the same class. Score = the classi
 - **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min training on {meta.get('threads')} thread(s), fp32
   (VQ {stage.get('vq', 0) / 60:.1f}, UNet {stage.get('unet', 0) / 60:.1f}, pairs {stage.get('pairs', 0) / 60:.1f},
   classifier {stage.get('classifier', 0) / 60:.1f} min); evaluation {m.get('eval_seconds', 0) / 60:.1f} min
-- **Weights:** fp16 safetensors (loaded as fp32)
+- **Weights:** fp16 safetensors (loaded as fp32){_reused(meta)}
 
 ## Measured on the test split (`{m.get('command', 'python -m xad evaluate ldm')}`)
 Reconstructions from t = {m.get('t')} by {str(m.get('sampler')).upper()} (the sampler of the classifier's training
 pairs), {m.get('n_normal')} normal and {m.get('n_anomalous')} anomalous test images drawn with seed {m.get('seed')}; every
 score below is computed on the same reconstructions.
 
-{markdown(auroc_table(m, digit))}
+{markdown(auroc_table(m, digit, extension(r)))}
 
 {verdict(m)} {drift}
 {diagnosis(m)}
@@ -199,15 +207,31 @@ score below is computed on the same reconstructions.
 {card_notes(r)}"""
 
 
+def _reused(meta: dict) -> str:
+    """The card's line for a classifier trained on another folder's VQ + UNet ("" otherwise)."""
+    r = meta.get("reused_from")
+    if not r:
+        return ""
+    st = r.get("stage_seconds", {})
+    return (f"\n- **VQ autoencoder and UNet:** those of `{r.get('folder')}` (trained by `{r.get('command')}`, "
+            f"VQ {st.get('vq', 0) / 60:.1f} + UNet {st.get('unet', 0) / 60:.1f} min); only the classifier was "
+            "trained here, and the times above are its stage's")
+
+
+def extension(record: ModelRecord) -> bool:
+    """Whether a model's classifier was trained on an extension's pairs rather than the paper's."""
+    return record.meta.get("train_settings", {}).get("negative_kind", "noise") != "noise"
+
+
 def table1(records: list[ModelRecord] | None = None) -> pd.DataFrame:
     """Table 1: one row per MNIST digit with a shipped model; ours (method, baselines, ink) beside
     the paper's (method, AE, AnoDDPM, DDPM), AUROC %, and the mean row over the digits present."""
     records = ldm.models() if records is None else records
-    by_digit = {}
+    by_digit, ext = {}, {}
     for r in records:
         d = anomalous_digit(r)
         if d is not None and r.metrics.get("auroc_method") is not None and r.preset == "cpu":
-            by_digit.setdefault(d, r)
+            (ext if extension(r) else by_digit).setdefault(d, r)
     rows = []
     for d in sorted(by_digit):
         m = by_digit[d].metrics
@@ -216,6 +240,9 @@ def table1(records: list[ModelRecord] | None = None) -> pd.DataFrame:
         row["ours beats all"] = all(m["auroc_method"] > m[f"auroc_{k}"] for k in BASELINES)
         change = m.get("auroc_class_change")  # a reference (see xad.ldm), not a baseline
         row["class-change ref"] = None if change is None else round(100 * change, 1)
+        e = ext[d].metrics if d in ext else None  # the same diffusion model, class-labelled pairs
+        row["class pairs (ext.)"] = None if e is None else round(100 * e["auroc_method"], 1)
+        row["ext. beats all"] = None if e is None else all(e["auroc_method"] > m[f"auroc_{k}"] for k in BASELINES)
         row.update({f"paper {k}": PAPER_MNIST[k][d] for k in ("method", "ae", "anoddpm", "ddpm")})
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -225,9 +252,11 @@ def table1(records: list[ModelRecord] | None = None) -> pd.DataFrame:
             return round(float(v.mean()), 1) if len(v) else None
 
         mean = {c: mean_of(c) for c in table.columns
-                if c.startswith(("ours", "paper", "class-change")) and c != "ours beats all"}
+                if c.startswith(("ours", "paper", "class-")) and c != "ours beats all"}
+        flags = [bool(v) for v in table["ext. beats all"] if v is not None and v == v]  # NaN != NaN
         mean.update({"digit": "mean", "model": f"{len(table)} digits",
-                     "ours beats all": f"{int(table['ours beats all'].sum())} of {len(table)}"})
+                     "ours beats all": f"{int(table['ours beats all'].sum())} of {len(table)}",
+                     "ext. beats all": f"{sum(flags)} of {len(flags)}" if flags else None})
         table = pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
     return table
 
@@ -257,7 +286,10 @@ def table1_markdown(records: list[ModelRecord] | None = None) -> str:
             f"{' or '.join(f'{n} + {n}' for n in ns)} test images per digit); paper: its Table 1. " + PAPER_NOTE +
             " The paper's mean of its method is over digits 1-9 only. class-change ref: the independent digit "
             "classifier's 1 - P(reconstruction in x's class), a reference for what a same-class decision could "
-            "reach from these reconstructions (trained on all ten digits: not a detector, not a baseline).")
+            "reach from these reconstructions (trained on all ten digits: not a detector, not a baseline). "
+            "class pairs (ext.): the same VQ + UNet with a classifier trained on class-labelled pairs (same "
+            "normal class vs another; `--negative-kind classes --from-weights`), an extension that uses the "
+            "normal classes' labels; its mean is over the digits that have one.")
 
 
 def write_readme(readme: str | Path, records: list[ModelRecord] | None = None) -> Path:

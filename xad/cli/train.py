@@ -156,7 +156,8 @@ def _train_ldm(args: argparse.Namespace) -> int:
                            label_smoothing=args.label_smoothing, latent_scaling=args.latent_scaling,
                            latent_target_std=args.latent_target_std, sampler=args.sampler,
                            negative_sampler=args.negative_sampler, t=args.t, seed=args.seed)
-    folder = run(setting, args.out, settings, args.preset, args.data, command=_command(args))
+    folder = run(setting, args.out, settings, args.preset, args.data, command=_command(args),
+                 from_weights=args.from_weights)
     if args.eval_limit > 0:
         folder = evaluate_folder(folder, args.data, args.eval_limit, min(args.sweep_limit, args.eval_limit))
     print(folder)
@@ -296,9 +297,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--clf-steps", type=integer(1), default=800, help="at most; the held-out loss picks the step kept")
     ld.add_argument("--clf-pool", type=integer(1), default=600, help="training images reconstructed from t (positives)")
     ld.add_argument("--negatives", type=integer(1), default=200, help="samples from pure noise (negatives)")
-    ld.add_argument("--negative-kind", choices=["noise", "others"], default="noise",
+    ld.add_argument("--negative-kind", choices=["noise", "others", "classes"], default="noise",
                     help="noise: samples from pure noise (the paper); others: reconstructions of other "
-                         "training images (an extension)")
+                         "training images (an extension); classes: pairs labelled by the normal training "
+                         "images' classes, same class vs another class (an extension: uses those labels)")
+    ld.add_argument("--from-weights", type=existing_folder, default=None,
+                    help="reuse this ldm folder's VQ autoencoder and UNet (its held-out split and seed) "
+                         "and train the same-class classifier alone")
     ld.add_argument("--holdout", type=integer(2), default=1000, help="normal training images kept out of every stage")
     ld.add_argument("--holdout-pairs", type=integer(2), default=200, help="of them, paired for early stopping")
     ld.add_argument("--label-smoothing", type=number(0, 1), default=0.0)

@@ -11,7 +11,14 @@
    sampling), negatives (x, a DDPM sample generated from pure noise), cross entropy (optional label
    smoothing). A held-out split of normal training images, reconstructed and paired the same way,
    stops training at its lowest loss so the classifier does not saturate. ``negatives="others"``
-   (x, reconstruction of another training image) is an extension, not the paper's.
+   (x, reconstruction of another training image) is an extension, not the paper's, and so is
+   ``negatives="classes"``: pairs labelled by the normal training images' classes (positives: x
+   with the reconstruction of an image of its class, itself half the time; negatives: x with the
+   reconstruction of an image of another normal class), a classifier that has to judge class, not
+   alignment. It uses the normal classes' labels, which the paper's recipe does not.
+
+``from_weights``: reuse a trained folder's VQ autoencoder, latent scale and UNet (and its held-out
+split) and train the classifier stage alone, e.g. to compare negatives on the same diffusion model.
 
 A held-out share of the normal training images is kept out of every stage. Progress bars per
 stage; seeds everywhere. Evaluation is separate (:func:`xad.ldm_report.evaluate_folder`; the CLI chains
@@ -38,9 +45,9 @@ from xad.data.transforms import DataError
 from xad.models.ldm import PRESETS, SAMPLERS, LatentDiffusionAD
 from xad.precision import bf16_is_fast
 from xad.tensors import to_tensor
-from xad.weights import save_model
+from xad.weights import load_model, read_record, save_model
 
-NEGATIVES = ("noise", "others")
+NEGATIVES = ("noise", "others", "classes")
 SCALINGS = ("none", "unit", "std")
 
 
@@ -57,7 +64,7 @@ class LDMSettings:
     clf_lr: float = 1e-3
     clf_pool: int = 600  # training images reconstructed from t (the positives)
     negatives: int = 200  # samples generated from pure noise (the negatives)
-    negative_kind: str = "noise"  # "noise" (the paper) | "others" (extension)
+    negative_kind: str = "noise"  # "noise" (the paper) | "others" | "classes" (extensions)
     holdout: int = 1000  # normal training images kept out of every stage (early stopping)
     holdout_pairs: int = 200  # of them, reconstructed for the held-out loss (and as many / 2 samples)
     label_smoothing: float = 0.0
@@ -155,27 +162,51 @@ class Pairs:
     x: torch.Tensor
     rec: torch.Tensor
     neg: torch.Tensor
+    y: np.ndarray | None = None  # the classes of x ("classes" pairs only)
 
 
 @torch.no_grad()
 def make_pairs(model: LatentDiffusionAD, x: torch.Tensor, n_neg: int, s: LDMSettings,
-               g: torch.Generator, desc: str = "") -> Pairs:
+               g: torch.Generator, desc: str = "", y: np.ndarray | None = None) -> Pairs:
+    """"classes" pairs (``y`` given) draw both partners from the reconstructions, so no samples."""
     t = model.config.t_default
     with tqdm(total=2, desc=f"ldm 3/3: {desc}reconstructions from t = {t} and samples", mininterval=5) as bar:
         rec = model.reconstruct_batched(x, t, s.sampler, s.ddim_steps, g)
         bar.update()
-        if s.negative_kind == "noise":
+        if s.negative_kind == "classes":
+            neg = rec
+        elif s.negative_kind == "noise":
             neg = model.sample_batched(n_neg, s.negative_sampler, s.ddim_steps, g)
         else:
             neg = rec[torch.randperm(len(rec), generator=g)[:n_neg]]
         bar.update()
     # contiguous NCHW: the channel concatenation of permuted (channels-last) views crashed the
     # classifier's backward pass (torch 2.13 CPU, glibc heap corruption)
-    return Pairs(x.contiguous(), rec.contiguous(), neg.contiguous())
+    y = None if s.negative_kind != "classes" else np.asarray(y)
+    if s.negative_kind == "classes" and (y is None or len(y) != len(x) or len(np.unique(y)) < 2):
+        raise DataError("class-labelled pairs need the classes of at least two normal classes")
+    return Pairs(x.contiguous(), rec.contiguous(), neg.contiguous(), y)
+
+
+def class_partners(y: np.ndarray, i: np.ndarray, keep: np.ndarray, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For anchors i: a same-class partner (i itself where ``keep``, else the image ``pick`` (a
+    fraction in [0, 1)) along i's class) and an other-class partner (``pick`` along the others)."""
+    same, other = np.empty(len(i), int), np.empty(len(i), int)
+    for n, (a, u) in enumerate(zip(i, pick)):
+        mates, rest = np.flatnonzero(y == y[a]), np.flatnonzero(y != y[a])
+        same[n] = a if keep[n] else mates[int(u * len(mates))]
+        other[n] = rest[int(u * len(rest))]
+    return same, other
 
 
 def _pair_batch(p: Pairs, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n positives and n negatives; "others" negatives never pair an image with its own reconstruction."""
+    if p.y is not None:  # "classes": both partners are reconstructions, chosen by class
+        i = torch.randint(0, len(p.x), (n,), generator=g).numpy()
+        keep, pick = (torch.rand(n, generator=g) < 0.5).numpy(), torch.rand(n, generator=g).double().numpy()
+        same, other = class_partners(p.y, i, keep, pick)
+        labels = torch.cat([torch.zeros(n), torch.ones(n)]).long()
+        return torch.cat([p.x[i], p.x[i]]), torch.cat([p.rec[same], p.rec[other]]), labels
     i, j = torch.randint(0, len(p.x), (n,), generator=g), torch.randint(0, len(p.x), (n,), generator=g)
     k = torch.randint(0, len(p.neg), (n,), generator=g)
     labels = torch.cat([torch.zeros(n), torch.ones(n)]).long()
@@ -187,8 +218,13 @@ def heldout_loss(model: LatentDiffusionAD, p: Pairs) -> tuple[float, float]:
     """(cross entropy, accuracy) on the held-out pairs: every input with its reconstruction, and
     with one negative each (fixed pairing)."""
     n = len(p.x)
-    neg = p.neg[torch.arange(n) % len(p.neg)]
-    logits = torch.cat([model.pair_logits(p.x, p.rec), model.pair_logits(p.x, neg)]).float()
+    if p.y is not None:  # "classes": fixed partners (every other positive is the image itself)
+        idx = np.arange(n)
+        same, other = class_partners(p.y, idx, idx % 2 == 0, (idx * 0.618034) % 1.0)
+        pos, neg = p.rec[same], p.rec[other]
+    else:
+        pos, neg = p.rec, p.neg[torch.arange(n) % len(p.neg)]
+    logits = torch.cat([model.pair_logits(p.x, pos), model.pair_logits(p.x, neg)]).float()
     labels = torch.cat([torch.zeros(n), torch.ones(n)]).long()
     return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
@@ -233,8 +269,7 @@ def train(model: LatentDiffusionAD, data: MultiClassData, s: LDMSettings) -> dic
     """All three stages in place on the setting's normal training images (less the held-out split)."""
     g = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
-    fit_idx, held_idx = holdout_split(len(data.normal_train), s.holdout, s.seed)
-    x, x_held = data.normal_train[fit_idx], data.normal_train[held_idx]  # uint8 (N, 32, 32, 3)
+    x = data.normal_train[holdout_split(len(data.normal_train), s.holdout, s.seed)[0]]  # uint8 (N, 32, 32, 3)
     times, losses = {}, {}
     t0 = time.time()
     losses["vq"] = train_vq(model, x, s, g)
@@ -249,28 +284,43 @@ def train(model: LatentDiffusionAD, data: MultiClassData, s: LDMSettings) -> dic
     t0 = time.time()
     losses["unet"] = train_unet(model, z, s, g)
     times["unet"] = time.time() - t0
-    t0 = time.time()
-    pool = torch.randperm(len(x), generator=g)[: s.clf_pool]
-    fit = make_pairs(model, _images(x[pool.numpy()]), s.negatives, s, g)
-    held = make_pairs(model, _images(x_held[: s.holdout_pairs]), max(1, s.holdout_pairs // 2), s, g, "held-out ")
-    times["pairs"] = time.time() - t0
-    t0 = time.time()
-    clf = train_classifier(model, fit, held, s, g)
-    losses["classifier"] = clf["final_train_loss"]
-    times["classifier"] = time.time() - t0
-    model.eval()
+    log = classifier_stage(model, data, s, g)
+    losses["classifier"] = log["classifier"]["final_train_loss"]
+    times |= log["stage_seconds"]
     return {"final_losses": {k: round(v, 4) for k, v in losses.items()}, "latent_std": round(raw_std, 4),
-            "classifier": clf, "holdout_images": len(held_idx),
+            "classifier": log["classifier"], "holdout_images": log["holdout_images"],
             "stage_seconds": {k: round(v, 1) for k, v in times.items()},
             "train_seconds": round(sum(times.values()), 1)}
 
 
+def classifier_stage(model: LatentDiffusionAD, data: MultiClassData, s: LDMSettings,
+                     g: torch.Generator) -> dict:
+    """Stage 3 alone on the trained VQ + UNet: pairs from t, then the classifier (in place)."""
+    fit_idx, held_idx = holdout_split(len(data.normal_train), s.holdout, s.seed)
+    x, x_held = data.normal_train[fit_idx], data.normal_train[held_idx]
+    y, y_held = data.y_train[fit_idx], data.y_train[held_idx]  # used by "classes" pairs only
+    t0 = time.time()
+    pool = torch.randperm(len(x), generator=g)[: s.clf_pool].numpy()
+    fit = make_pairs(model, _images(x[pool]), s.negatives, s, g, y=y[pool])
+    held = make_pairs(model, _images(x_held[: s.holdout_pairs]), max(1, s.holdout_pairs // 2), s, g, "held-out ",
+                      y=y_held[: s.holdout_pairs])
+    pairs_seconds = time.time() - t0
+    t0 = time.time()
+    clf = train_classifier(model, fit, held, s, g)
+    model.eval()
+    return {"classifier": clf, "holdout_images": len(held_idx),
+            "stage_seconds": {"pairs": round(pairs_seconds, 1), "classifier": round(time.time() - t0, 1)}}
+
+
 def run(setting: str, out: Path, settings: LDMSettings, preset: str = "cpu", data_path: str | None = None,
-        command: str = "") -> Path:
+        command: str = "", from_weights: Path | None = None) -> Path:
     """Train on ``setting`` and save the weights folder (fp16 safetensors, config, a provisional
-    card); evaluate it with :func:`xad.ldm_report.evaluate_folder`."""
+    card); evaluate it with :func:`xad.ldm_report.evaluate_folder`. ``from_weights``: start from
+    that folder's VQ + UNet (its held-out split and seed too) and train the classifier alone."""
     data = load_setting(setting, data_path)
     torch.manual_seed(settings.seed)
+    if from_weights is not None:
+        return _run_from(data, out, settings, Path(from_weights), data_path, command)
     config = PRESETS[preset]
     if settings.t is not None:
         if settings.t >= config.timesteps:
@@ -278,6 +328,11 @@ def run(setting: str, out: Path, settings: LDMSettings, preset: str = "cpu", dat
         config = dataclasses.replace(config, t_default=settings.t)
     model = LatentDiffusionAD(config)
     log = train(model, data, settings)
+    return _save(model, data, out, settings, preset, data_path, command, log)
+
+
+def _save(model: LatentDiffusionAD, data: MultiClassData, out: Path, settings: LDMSettings, preset: str,
+          data_path: str | None, command: str, log: dict) -> Path:
     n_train = len(data.normal_train) - log["holdout_images"]
     meta = {"setting": data.setting, "setting_description": data.description, "image_size": 32,
             "training_data": f"{n_train} normal training images of {data.setting} "
@@ -287,3 +342,30 @@ def run(setting: str, out: Path, settings: LDMSettings, preset: str = "cpu", dat
             "cpu": platform.processor() or platform.machine(), "command": command}
     return save_model(model, out, family="ldm", card="(not evaluated yet: python -m xad evaluate ldm)",
                       preset=preset, meta=meta, dtype=torch.float16)
+
+
+def _run_from(data: MultiClassData, out: Path, settings: LDMSettings, source: Path, data_path: str | None,
+              command: str) -> Path:
+    model = load_model(source, expect="LatentDiffusionAD")[0].float().eval()
+    base = read_record(source)
+    if base.meta.get("setting") != data.setting:
+        raise DataError(f"{source} was trained on {base.meta.get('setting')}, not {data.setting}")
+    bs = base.meta.get("train_settings", {})
+    # the base's stages and split: its held-out images stay out of every stage
+    keep = {k: bs[k] for k in ("vq_steps", "unet_steps", "batch_size", "vq_batch_size", "latent_scaling",
+                               "latent_target_std", "holdout", "seed") if k in bs}
+    settings = dataclasses.replace(settings, **keep)
+    if settings.t is not None and settings.t != model.config.t_default:
+        if settings.t >= model.config.timesteps:
+            raise DataError(f"t must be below the model's {model.config.timesteps} timesteps")
+        model.config = dataclasses.replace(model.config, t_default=settings.t)
+    g = torch.Generator().manual_seed(settings.seed)
+    log = classifier_stage(model, data, settings, g)
+    stages = {k: v for k, v in base.meta.get("stage_seconds", {}).items() if k in ("vq", "unet")}
+    log |= {"final_losses": {**{k: v for k, v in base.meta.get("final_losses", {}).items() if k in ("vq", "unet")},
+                             "classifier": log["classifier"]["final_train_loss"]},
+            "latent_std": base.meta.get("latent_std"), "stage_seconds": stages | log["stage_seconds"],
+            "train_seconds": round(sum(log["stage_seconds"].values()), 1),
+            "reused_from": {"folder": portable(source), "command": base.meta.get("command"),
+                            "stage_seconds": stages}}
+    return _save(model, data, out, settings, base.preset, data_path, command, log)
