@@ -21,8 +21,8 @@ from xad.data.transforms import DataError
 @dataclass(frozen=True)
 class MultiClassData:
     """setting: the canonical setting name; x_*: (N, 32, 32, 3) uint8; y_*: class ids;
-    anomalous_test: (M,) bool; y_train: the classes of ``normal_train`` (never used for training:
-    only to measure class drift)."""
+    anomalous_test: (M,) bool; y_train: the classes of ``normal_train`` (used to measure class
+    drift, and by training only for the labelled "classes" pairs extension of ``train ldm``)."""
 
     setting: str
     description: str
