@@ -45,7 +45,7 @@ from xad.data.transforms import DataError
 from xad.models.ldm import PRESETS, SAMPLERS, LatentDiffusionAD
 from xad.precision import bf16_is_fast
 from xad.tensors import to_tensor
-from xad.weights import load_model, read_record, save_model
+from xad.weights import load_model, save_model
 
 NEGATIVES = ("noise", "others", "classes")
 SCALINGS = ("none", "unit", "std")
@@ -346,8 +346,7 @@ def _save(model: LatentDiffusionAD, data: MultiClassData, out: Path, settings: L
 
 def _run_from(data: MultiClassData, out: Path, settings: LDMSettings, source: Path, data_path: str | None,
               command: str) -> Path:
-    model = load_model(source, expect="LatentDiffusionAD")[0].float().eval()
-    base = read_record(source)
+    model, base = load_model(source, expect="LatentDiffusionAD")  # fp32, eval mode
     if base.meta.get("setting") != data.setting:
         raise DataError(f"{source} was trained on {base.meta.get('setting')}, not {data.setting}")
     bs = base.meta.get("train_settings", {})
