@@ -38,7 +38,8 @@ def grid(path: str, sampler: str, n: int, seed: int):  # noqa: ANN201
 records = ldm.models()
 with st.sidebar:
     st.header("Setting")
-    folder = weights_picker(records, "Trained model", "ldm_model", "ldm", lambda r: r.meta.get("setting"))
+    folder = weights_picker(records, "Trained model", "ldm_model", "ldm",
+                            lambda r: f"{r.meta.get('setting')}, {ldm_report.pairs_label(r)}")
     sampler = st.radio("Reverse process", ["ddpm", "ddim"], key="ldm_sampler", horizontal=True,
                        format_func=lambda s: {"ddim": "DDIM (50-step schedule, fast)",
                                               "ddpm": "DDPM (every step, the paper's Eq. 9)"}[s],
@@ -60,7 +61,8 @@ c = model.config
 st.markdown(f"**Setting:** {record.meta.get('setting_description', record.meta.get('setting'))}.  \n"
             f"**Model:** VQ autoencoder {'/'.join(map(str, c.vq_channels))} → latent DDPM UNet "
             f"{'/'.join(map(str, c.unet_channels))} (T = {c.timesteps}) → ResNet-18 same-class classifier "
-            f"on (input, reconstruction). Anomaly score = the classifier's logit of \"different class\".  \n"
+            f"on (input, reconstruction), trained on {ldm_report.pairs_label(record)}. Anomaly score = the "
+            "classifier's logit of \"different class\".  \n"
             f"The reconstruction noises the latent ({'unscaled, as the paper' if c.latent_scale == 1 else f'scaled by {c.latent_scale:.2f}'}) "
             "to t with one seeded draw and denoises back to 0 by DDPM ancestral sampling; DDIM starts at the "
             "largest timestep of its 50-step schedule ≤ t.")

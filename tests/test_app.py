@@ -266,6 +266,7 @@ def test_latent_diffusion_page_slides_t_and_computes_a_sweep(tiny_ldm: Path, tmp
     assert any("Cannot use this model" in e.value for e in at.error)  # not an ldm folder
     at.text_input(key="ldm_model_folder").input(str(tiny_ldm)).run()
     assert not at.exception and not at.error
+    assert any("trained on the paper's pairs." in m.value for m in at.markdown)  # extensions are named here
     charts = lambda: [str(c.proto) for c in at.get("plotly_chart")]  # noqa: E731
     assert any("Reconstructions from t = 10" in c for c in charts())
     # the shipped sweep of this folder was made on 10 + 10 images: not the page's 100 + 100

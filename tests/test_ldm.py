@@ -199,6 +199,14 @@ def test_classifier_alone_on_class_pairs_from_a_trained_folder(tiny_ldm: Path, t
     assert ldm_report.extension(r) and not ldm_report.extension(read_record(tiny_ldm))
     card = (out / "card.md").read_text()
     assert "another normal class" in card and ldm_report.EXTENSION_METHOD in card and "only the classifier" in card
+    assert card.splitlines()[0] == "# Latent-diffusion detector (tiny preset, class-labelled pairs (extension)) — " \
+                                   "mnist-anomalous:0"  # the title says it is an extension, as the page's picker
+    assert ldm_report.pairs_label(r) == "class-labelled pairs (extension)"
+    assert ldm_report.pairs_label(read_record(tiny_ldm)) == "the paper's pairs"
+    lines = card.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("- **CPU wall time:**"))
+    times = " ".join(lines[at:at + 2])
+    assert "(pairs" in times and "VQ" not in times  # only the classifier's stages were timed here
     import dataclasses
 
     base = dataclasses.replace(read_record(tiny_ldm), preset="cpu")  # Table 1 lists cpu-preset models

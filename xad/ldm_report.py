@@ -150,20 +150,38 @@ def _sweep_section(table: pd.DataFrame, m: dict) -> str:
             f"{ldm.SHIPPED_SWEEP['limit']} anomalous test images, `sweep.json`):\n\n{_sweep_md(table)}")
 
 
+def negatives_description(s: dict) -> str:
+    """The card's words for a model's negative pairs, from its ``train_settings``."""
+    neg_sampler = str(s.get("negative_sampler", "ddpm"))
+    kind = s.get("negative_kind", "noise")
+    return ("reconstructions of *other* training images (an extension, not the paper's)" if kind == "others" else
+            "reconstructions of images of *another normal class*, and half the positives pair x with the "
+            "reconstruction of another image of its class (an extension, not the paper's: it uses the normal "
+            "training images' class labels)" if kind == "classes" else
+            "samples generated from pure noise by DDPM (the paper)" if neg_sampler == "ddpm" else
+            f"samples generated from pure noise by {neg_sampler.upper()} ({s.get('ddim_steps', 50)} steps; "
+            "the paper's are DDPM)")
+
+
+#: short names of the classifier's pairs, for the page's model picker and header
+PAIRS_LABELS = {"noise": "the paper's pairs", "others": "pairs with other images' reconstructions (extension)",
+                "classes": "class-labelled pairs (extension)"}
+
+
+def pairs_label(record: ModelRecord) -> str:
+    """Which pairs trained a model's classifier, in a few words (extensions say so)."""
+    kind = record.meta.get("train_settings", {}).get("negative_kind", "noise")
+    return PAIRS_LABELS.get(kind, f"{kind} pairs (extension)")
+
+
 def card(r: ModelRecord, table: pd.DataFrame) -> str:
     m, meta, s, c = r.metrics, r.meta, r.meta.get("train_settings", {}), r.config
     digit = anomalous_digit(r)
     stage = meta.get("stage_seconds", {})
     clf = meta.get("classifier", {})
-    neg_sampler = str(s.get("negative_sampler", "ddpm"))
-    kind = s.get("negative_kind", "noise")
-    neg = ("reconstructions of *other* training images (an extension, not the paper's)" if kind == "others" else
-           "reconstructions of images of *another normal class*, and half the positives pair x with the "
-           "reconstruction of another image of its class (an extension, not the paper's: it uses the normal "
-           "training images' class labels)" if kind == "classes" else
-           "samples generated from pure noise by DDPM (the paper)" if neg_sampler == "ddpm" else
-           f"samples generated from pure noise by {neg_sampler.upper()} ({s.get('ddim_steps', 50)} steps; "
-           "the paper's are DDPM)")
+    neg = negatives_description(s)
+    stages = ("" if meta.get("reused_from") else
+              f"VQ {stage.get('vq', 0) / 60:.1f}, UNet {stage.get('unet', 0) / 60:.1f}, ")
     scaling = ("unscaled (the paper's)" if c.get("latent_scale", 1.0) == 1.0 else
                f"scaled by {c['latent_scale']:.3f} to std {s['latent_target_std']}"
                if s.get("latent_scaling") == "std" else f"scaled by {c['latent_scale']:.3f}")
@@ -171,7 +189,8 @@ def card(r: ModelRecord, table: pd.DataFrame) -> str:
              f"At t = {m['t']} the digit classifier `weights/features/mnist-cpu` puts the reconstruction "
              f"of {100 * m['drift_normal']:.1f} % of the normal and {100 * m['drift_anomalous']:.1f} % of the "
              "anomalous test images in another class than their label (drift).")
-    return f"""# Latent-diffusion detector ({r.preset} preset) — {meta.get('setting')}
+    title = "" if not extension(r) else f", {pairs_label(r)}"
+    return f"""# Latent-diffusion detector ({r.preset} preset{title}) — {meta.get('setting')}
 
 Wang & Tavakkoli's multi-class detector: a VQ autoencoder ({'/'.join(map(str, c['vq_channels']))} channels,
 32x32 -> 8x8x{c['latent_channels']} latents, {scaling}), a latent DDPM UNet
@@ -189,8 +208,8 @@ reconstruction from t = {c['t_default']} show the same class. Score = the classi
   t = {c['t_default']} ({str(s.get('sampler', 'ddpm')).upper()} ancestral sampling); negatives = {s.get('negatives')} {neg};
   held out: {s.get('holdout_pairs')} of {meta.get('holdout_images')} normal training images kept out of every stage
 - **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min training on {meta.get('threads')} thread(s), fp32
-  (VQ {stage.get('vq', 0) / 60:.1f}, UNet {stage.get('unet', 0) / 60:.1f}, pairs {stage.get('pairs', 0) / 60:.1f},
-  classifier {stage.get('classifier', 0) / 60:.1f} min); evaluation {m.get('eval_seconds', 0) / 60:.1f} min
+  ({stages}pairs {stage.get('pairs', 0) / 60:.1f}, classifier {stage.get('classifier', 0) / 60:.1f} min);
+  evaluation {m.get('eval_seconds', 0) / 60:.1f} min
 - **Weights:** fp16 safetensors (loaded as fp32){_reused(meta)}
 
 ## Measured on the test split (`{m.get('command', 'python -m xad evaluate ldm')}`)
