@@ -154,12 +154,13 @@ def negatives_description(s: dict) -> str:
     """The card's words for a model's negative pairs, from its ``train_settings``."""
     neg_sampler = str(s.get("negative_sampler", "ddpm"))
     kind = s.get("negative_kind", "noise")
-    return ("reconstructions of *other* training images (an extension, not the paper's)" if kind == "others" else
-            "reconstructions of images of *another normal class*, and half the positives pair x with the "
-            "reconstruction of another image of its class (an extension, not the paper's: it uses the normal "
-            "training images' class labels)" if kind == "classes" else
-            "samples generated from pure noise by DDPM (the paper)" if neg_sampler == "ddpm" else
-            f"samples generated from pure noise by {neg_sampler.upper()} ({s.get('ddim_steps', 50)} steps; "
+    n = s.get("negatives")
+    return (f"{n} reconstructions of *other* training images (an extension, not the paper's)" if kind == "others"
+            else "x with the reconstruction of an image of *another normal class* among the same images, and half "
+            "the positives pair x with the reconstruction of another image of its class (an extension, not the "
+            "paper's: it uses the normal training images' class labels)" if kind == "classes" else
+            f"{n} samples generated from pure noise by DDPM (the paper)" if neg_sampler == "ddpm" else
+            f"{n} samples generated from pure noise by {neg_sampler.upper()} ({s.get('ddim_steps', 50)} steps; "
             "the paper's are DDPM)")
 
 
@@ -205,7 +206,7 @@ reconstruction from t = {c['t_default']} show the same class. Score = the classi
   (batch {s.get('batch_size')}), classifier {clf.get('steps_run')} of at most {s.get('clf_steps')} (kept: step
   {clf.get('best_step')}, the lowest held-out loss {clf.get('heldout_loss')}; label smoothing {s.get('label_smoothing')})
 - **Classifier pairs:** positives = {s.get('clf_pool')} training images with their reconstruction from
-  t = {c['t_default']} ({str(s.get('sampler', 'ddpm')).upper()} ancestral sampling); negatives = {s.get('negatives')} {neg};
+  t = {c['t_default']} ({str(s.get('sampler', 'ddpm')).upper()} ancestral sampling); negatives = {neg};
   held out: {s.get('holdout_pairs')} of {meta.get('holdout_images')} normal training images kept out of every stage
 - **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min training on {meta.get('threads')} thread(s), fp32
   ({stages}pairs {stage.get('pairs', 0) / 60:.1f}, classifier {stage.get('classifier', 0) / 60:.1f} min);
