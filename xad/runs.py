@@ -315,7 +315,7 @@ def shipped_table(weights_root: Path = SHIPPED_AUDITS) -> str:
                 " / ".join("" if v is None or pd.isna(v) else f"{v:.3f}" for v in vals)
             audits.append({"audit": f"{r.name}/audits/{run_json.parent.name}", "n": p.get("samples"),
                            "k": p.get("segments"), "anomalies": int(iou["samples"].max()) if len(iou) else 0,
-                           "engine": run.info.get("engine_revision", "before 3"),
+                           "engine revision": run.info.get("engine_revision", "before 3"),
                            **{s: dict(zip(iou["setup"], iou["mean max-IoU (this run)"])).get(s)
                               for s in EXPLAINERS},
                            "map m: max-IoU / pixel AUROC / AUPRO": own_map,
