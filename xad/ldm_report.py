@@ -169,9 +169,14 @@ PAIRS_LABELS = {"noise": "the paper's pairs", "others": "pairs with other images
                 "classes": "class-labelled pairs (extension)"}
 
 
+def pairs_kind(record: ModelRecord) -> str:
+    """The pairs a model's classifier was trained on: "noise" (the paper's), "others" or "classes"."""
+    return record.meta.get("train_settings", {}).get("negative_kind", "noise")
+
+
 def pairs_label(record: ModelRecord) -> str:
     """Which pairs trained a model's classifier, in a few words (extensions say so)."""
-    kind = record.meta.get("train_settings", {}).get("negative_kind", "noise")
+    kind = pairs_kind(record)
     return PAIRS_LABELS.get(kind, f"{kind} pairs (extension)")
 
 
@@ -241,7 +246,7 @@ def _reused(meta: dict) -> str:
 
 def extension(record: ModelRecord) -> bool:
     """Whether a model's classifier was trained on an extension's pairs rather than the paper's."""
-    return record.meta.get("train_settings", {}).get("negative_kind", "noise") != "noise"
+    return pairs_kind(record) != "noise"
 
 
 def table1(records: list[ModelRecord] | None = None) -> pd.DataFrame:
