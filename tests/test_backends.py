@@ -1,5 +1,8 @@
 """Inference backends against torch: real ONNX exports run in ONNX Runtime and OpenVINO (no mocks)."""
 
+import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +130,32 @@ def test_auto_prefers_torch_where_bf16_is_native(monkeypatch: pytest.MonkeyPatch
     assert backends.resolve("auto") == "torch"
     monkeypatch.setenv("XAD_BF16", "0")
     assert backends.resolve("auto") == "openvino"  # measured fastest on an AVX2 CPU
+
+
+@pytest.mark.skipif("openvino" not in backends.installed(), reason="OpenVINO not installed")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to see pinning")
+def test_openvino_leaves_the_callers_cpu_affinity_alone(cache: Path) -> None:  # noqa: ARG001
+    """With one inference thread OpenVINO pinned the calling thread to core 0 while it inferred
+    (and let it go between calls): two one-thread audits then shared core 0, each at 50 %, while
+    core 1 idled. A watcher thread samples the caller's affinity during the calls."""
+    runner = backends.for_module(Reconstruction(_model()), torch.zeros(1, 3, 32, 32), "openvino", "vaegan",
+                                 output_names=("reconstruction",), n_threads=1)
+    caller, before = threading.get_native_id(), os.sched_getaffinity(0)
+    seen: set[frozenset] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.add(frozenset(os.sched_getaffinity(caller)))
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    x = np.random.default_rng(0).random((32, 3, 32, 32), dtype=np.float32)
+    try:
+        for _ in range(40):
+            runner(x)
+    finally:
+        done.set()
+        watcher.join()
+    assert seen == {frozenset(before)}
