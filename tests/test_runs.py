@@ -136,3 +136,17 @@ def test_readme_vaegan_table_is_generated_from_the_shipped_cards_and_audits() ->
     for cfg in sorted((WEIGHTS_DIR / "vaegan").glob("*/config.json")):
         r = read_record(cfg.parent)
         assert re.search(rf"\| {re.escape(r.name)} +\| {r.meta['category']} +\| {r.metrics['test_auroc']} ", shipped)
+
+
+def test_audit_command_rebuilds_the_cli_line_from_run_json(tmp_path: Path) -> None:
+    """A shipped card's "Made by" line comes from the run folder, not typed in."""
+    info = {"data": "data/xad_industrial/tablet", "category": "tablet", "weights": "weights/vaegan/xad-tablet-cpu",
+            "params": {"setups": ["S1", "S3"], "samples": 5000, "segments": 100, "limit": 12}}
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    assert runs.audit_command(tmp_path / "run.json") == (
+        "python -m xad audit --data embedded --category tablet --weights weights/vaegan/xad-tablet-cpu "
+        "--setups S1,S3 --samples 5000 --segments 100 --limit 12")
+    info.update(data="/srv/mvtec/screw", params={**info["params"], "limit": None})
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    assert runs.audit_command(tmp_path / "run.json").startswith("python -m xad audit --data /srv/mvtec --category tablet")
+    assert runs.audit_command(tmp_path / "run.json").endswith("--segments 100")

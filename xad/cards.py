@@ -111,7 +111,24 @@ tau* fitted on the test labels, as the paper does (`python -m xad evaluate vaega
 {m.get('confusion', '')}.
 
 AUROC per defect type (each against all good images): {by_defect}.
-{curve_section(meta)}{card_notes(r)}"""
+{curve_section(meta)}{audit_section(r)}{card_notes(r)}"""
+
+
+def audit_section(r: ModelRecord) -> str:
+    """The audits shipped in the folder's ``audits/`` (their run folders' numbers); "" without any."""
+    from xad.runs import audit_command, audit_summaries, paper_iou_line
+
+    rows = audit_summaries(r.path, "")
+    if not rows:
+        return ""
+    commands = " and ".join(f"`{audit_command(run_json)}`" for run_json in sorted(Path(r.path, "audits").glob("*/run.json")))
+    return (f"""
+## Shipped audit
+Mean max-IoU over the anomalous samples, per setup (S4 ShapBPT is the authors' later method, not
+in the 2024 paper), and the detector's own map m; the paper: {paper_iou_line()}.
+Made by {commands} (parameters in the run folder's run.json).
+
+""" + markdown_table(rows) + "\n")
 
 
 # -- detectors ------------------------------------------------------------------------------------

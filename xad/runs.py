@@ -283,6 +283,50 @@ def sample_view(run: AuditRun, sample_id: str) -> dict:
 README_TAG = "vaegan-shipped"
 
 
+def audit_summaries(folder: Path, name: str) -> list[dict]:
+    """One row per audit shipped beside a VAE-GAN weights folder (``<folder>/audits/*/run.json``):
+    n, k, the anomalies it covers, the engine revision, the mean max-IoU per setup, the detector's
+    own map m (max-IoU / pixel AUROC / AUPRO) and the median seconds per sample. ``name`` prefixes
+    the audit column (the README's table names the detector, a card its own folder)."""
+    rows = []
+    for run_json in sorted((Path(folder) / "audits").glob("*/run.json")):
+        try:
+            run = load_run(run_json.parent)
+        except DataError:
+            continue
+        p = run.info.get("params", {})
+        iou = mean_iou_table(run.results, tuple(p.get("setups", ())))
+        loc = localisation_table(run.results, tuple(p.get("setups", ())))
+        m_row = loc[loc["map"] == "m"].to_dict("records")
+        vals = [m_row[0].get(c) if m_row else None for c in ("max-IoU", "pixel AUROC", "AUPRO@0.3")]
+        own_map = "" if all(v is None or pd.isna(v) for v in vals) else \
+            " / ".join("" if v is None or pd.isna(v) else f"{v:.3f}" for v in vals)
+        rows.append({"audit": f"{name}/audits/{run_json.parent.name}".lstrip("/"), "n": p.get("samples"),
+                     "k": p.get("segments"), "anomalies": int(iou["samples"].max()) if len(iou) else 0,
+                     "engine revision": run.info.get("engine_revision", "before 3"),
+                     **{s: dict(zip(iou["setup"], iou["mean max-IoU (this run)"])).get(s) for s in EXPLAINERS},
+                     "map m: max-IoU / pixel AUROC / AUPRO": own_map,
+                     "seconds per sample": round(float(iou["median seconds"].sum()), 1)})
+    return rows
+
+
+def audit_command(run_json: Path) -> str:
+    """The ``xad audit`` command line that made a run folder, from its run.json (the embedded data
+    by name, other data by the folder holding the category)."""
+    info = json.loads(Path(run_json).read_text())
+    p = info.get("params", {})
+    data = Path(info.get("data", "")).parent
+    data_arg = "embedded" if data.as_posix() == "data/xad_industrial" else data.as_posix()
+    limit = f" --limit {p['limit']}" if p.get("limit") else ""
+    return (f"python -m xad audit --data {data_arg} --category {info.get('category')} --weights {info.get('weights')} "
+            f"--setups {','.join(p.get('setups', []))} --samples {p.get('samples')} --segments {p.get('segments')}{limit}")
+
+
+def paper_iou_line() -> str:
+    """The paper's mean max-IoU per category and setup, as one sentence's tail."""
+    return "; ".join(f"{c} " + " / ".join(f"{s} {v}" for s, v in setups.items()) for c, setups in PAPER_MEAN_IOU.items())
+
+
 def shipped_table(weights_root: Path = SHIPPED_AUDITS) -> str:
     """Markdown for the README: every shipped VAE-GAN with its test AUROC and training budget, and
     the mean max-IoU per setup of each audit shipped beside it (with n, k, the samples it covers and
@@ -301,29 +345,10 @@ def shipped_table(weights_root: Path = SHIPPED_AUDITS) -> str:
                        "test AUROC": m.get("test_auroc"), "accuracy at tau*": m.get("accuracy_at_tau_star"),
                        "steps (kept)": f"{meta.get('steps_done')} ({meta.get('kept_step')})", "minutes": round(meta.get("train_seconds", 0) / 60, 1),
                        "threads": meta.get("threads")})
-        for run_json in sorted((cfg.parent / "audits").glob("*/run.json")):
-            try:
-                run = load_run(run_json.parent)
-            except DataError:
-                continue
-            p = run.info.get("params", {})
-            iou = mean_iou_table(run.results, tuple(p.get("setups", ())))
-            loc = localisation_table(run.results, tuple(p.get("setups", ())))
-            m_row = loc[loc["map"] == "m"].to_dict("records")
-            vals = [m_row[0].get(c) if m_row else None for c in ("max-IoU", "pixel AUROC", "AUPRO@0.3")]
-            own_map = "" if all(v is None or pd.isna(v) for v in vals) else \
-                " / ".join("" if v is None or pd.isna(v) else f"{v:.3f}" for v in vals)
-            audits.append({"audit": f"{r.name}/audits/{run_json.parent.name}", "n": p.get("samples"),
-                           "k": p.get("segments"), "anomalies": int(iou["samples"].max()) if len(iou) else 0,
-                           "engine revision": run.info.get("engine_revision", "before 3"),
-                           **{s: dict(zip(iou["setup"], iou["mean max-IoU (this run)"])).get(s)
-                              for s in EXPLAINERS},
-                           "map m: max-IoU / pixel AUROC / AUPRO": own_map,
-                           "seconds per sample": round(float(iou["median seconds"].sum()), 1)})
+        audits += audit_summaries(cfg.parent, r.name)
     text = markdown_table(models) if models else "(no VAE-GAN shipped)"
     if audits:
-        paper = "; ".join(f"{c} " + " / ".join(f"{s} {v}" for s, v in setups.items())
-                          for c, setups in PAPER_MEAN_IOU.items())
+        paper = paper_iou_line()
         text += ("\n\nMean max-IoU over the anomalous samples of each shipped audit (S4 ShapBPT is the authors' "
                  f"later method, not in the 2024 paper); the paper: {paper}.\n\n" + markdown_table(audits))
     return text + ("\n\nFrom the shipped cards and run folders; regenerate with "
