@@ -1,5 +1,6 @@
 """Slow: the shipped weights and audits reach what their cards say (marked ``slow``)."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,13 @@ def test_shipped_audit_matches_a_fresh_scoring(record) -> None:  # noqa: ANN001
         assert audit.open_audit(ds, record.path, params).path.resolve() == found[0].parent.resolve()
     sc = audit.score(model, ds, params)
     np.testing.assert_allclose(sc.scores, run.results["score"], atol=2e-3)
+    # and one explanation re-measured: S2 (LIME on the mask-aware segments) of the first anomaly,
+    # with the run's seed and n; the README's and the card's max-IoU come from these rows
+    i = next(j for j, label in enumerate(sc.labels) if label == 1)
+    row = run.results[run.results["id"] == sc.ids[i]].iloc[0]
+    fresh = audit.explain_sample(sc.images[i], sc.reconstructions[i], sc.masks[i], model,
+                                 dataclasses.replace(params, setups=("S2",), bf16=False))
+    assert fresh["S2"]["iou"] == pytest.approx(row["iou_S2"], abs=0.01), (sc.ids[i], fresh["S2"]["iou"])
 
 
 DETECTORS = [m for m in list_models([WEIGHTS_DIR])[0] if m.cls == "Detector"]
