@@ -163,7 +163,8 @@ class OnnxRuntimeRunner:
 class OpenVINORunner:
     """An ONNX file or an OpenVINO IR (``.xml`` beside its ``.bin``) compiled for the CPU with the
     LATENCY hint and ``n_threads`` inference threads (measured faster here than the THROUGHPUT
-    hint called synchronously), without CPU pinning: OpenVINO otherwise pins the inference threads,
+    hint called synchronously; two streams fed asynchronously with halves of the batch gain only
+    3-7 %, ``bench/openvino_modes.py``), without CPU pinning: OpenVINO otherwise pins the inference threads,
     with one thread the caller's own, to the first cores, so two audits on one thread each shared
     core 0 while core 1 stayed idle (each ran at 50 %, measured on 2 cores)."""
 
