@@ -331,7 +331,7 @@ def shipped_table(weights_root: Path = SHIPPED_AUDITS) -> str:
     """Markdown for the README: every shipped VAE-GAN with its test AUROC and training budget, and
     the mean max-IoU per setup of each audit shipped beside it (with n, k, the samples it covers and
     the engine that made it), beside the paper's values."""
-    from xad.cards import markdown_table
+    from xad.markdown import markdown_table
     from xad.weights import WeightsError, read_record
 
     models, audits = [], []
