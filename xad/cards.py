@@ -121,7 +121,7 @@ def audit_section(r: ModelRecord) -> str:
     rows = audit_summaries(r.path, "")
     if not rows:
         return ""
-    commands = " and ".join(f"`{audit_command(run_json)}`" for run_json in sorted(Path(r.path, "audits").glob("*/run.json")))
+    commands = " and ".join(f"`{audit_command(Path(r.path, row['audit'], 'run.json'))}`" for row in rows)
     return (f"""
 ## Shipped audit
 Mean max-IoU over the anomalous samples, per setup (S4 ShapBPT is the authors' later method, not
