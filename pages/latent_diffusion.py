@@ -29,12 +29,8 @@ def view(path: str, t: int, sampler: str, n: int, seed: int) -> ldm.SampleView:
     return ldm.sample_view(model, data_for(record.meta["setting"]), t, sampler, n=n, seed=seed)
 
 
-@st.cache_data(show_spinner="Reconstructing at every timestep …", max_entries=8)
-def grid(path: str, sampler: str, n: int, seed: int):  # noqa: ANN201
-    v = view(path, 0, sampler, n, seed)
-    return v, ldm.timestep_grid(model_for(path)[0], v.images, None, sampler, seed=seed)
-
-
+#: A Fig. 3 grid of at most this many denoising steps per image is computed on opening (DDIM: ~150).
+GRID_AT_ONCE = 500
 records = ldm.models()
 with st.sidebar:
     st.header("Setting")
@@ -125,11 +121,32 @@ def live() -> None:
 
 live()
 
-st.header("2 · Reconstructions across timesteps (the paper's Fig. 3)")
-v0, g = grid(folder, sampler, 4, seed)
-fig = pl.timestep_grid_figure(v0.images, v0.labels, v0.anomalous, g, ldm.sweep_ts(model))
-st.plotly_chart(fig, key="ldm_grid")
-figure_downloads(fig, f"{record.path.name}_timestep_grid_{sampler}", key="ldm-grid")
+
+
+@st.fragment
+def fig3() -> None:
+    """The Fig. 3 grid: read from the cache, computed at once when cheap, else on a click."""
+    st.header("2 · Reconstructions across timesteps (the paper's Fig. 3)")
+    found = ldm.find_grid(folder, data, sampler, 4, seed)
+    if found is None:
+        cost = ldm.grid_cost(model, sampler)
+        if cost > GRID_AT_ONCE:
+            st.info(f"No stored grid for {sampler.upper()} with seed {seed}: computing one denoises 8 test images "
+                    f"{cost} steps each ({len(ldm.sweep_ts(model))} timesteps; DDIM takes "
+                    f"{ldm.grid_cost(model, 'ddim')}). It is kept for the next visit.")
+            if not st.button("Compute the Fig. 3 grid", key="ldm_grid_button"):
+                return
+        bar = st.progress(0.0, text="Fig. 3 grid")
+        found = ldm.cached_grid(folder, data, sampler, 4, seed, model=model,
+                                progress=lambda i, n: bar.progress(i / n, text=f"Fig. 3 grid: {i}/{n} timesteps"))
+        bar.empty()
+    v0, g = found
+    fig = pl.timestep_grid_figure(v0.images, v0.labels, v0.anomalous, g, ldm.sweep_ts(model))
+    st.plotly_chart(fig, key="ldm_grid")
+    figure_downloads(fig, f"{record.path.name}_timestep_grid_{sampler}", key="ldm-grid")
+
+
+fig3()
 
 st.header("3 · The method against the baselines and the ink control")
 if not record.metrics.get("auroc_method"):

@@ -261,14 +261,20 @@ def test_latent_diffusion_page_slides_t_and_computes_a_sweep(tiny_ldm: Path, tmp
     monkeypatch.setattr(ldm, "CACHE_DIR", tmp_path)
     at = AppTest.from_file(str(ROOT / "pages/latent_diffusion.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
+    charts = lambda: [str(c.proto) for c in at.get("plotly_chart")]  # noqa: E731
+    # a shipped model's DDPM Fig. 3 grid is ~2760 denoising steps per image: offered, not computed on opening
+    assert any("No stored grid for DDPM" in i.value for i in at.info)
+    assert at.button(key="ldm_grid_button") is not None and not any("across timesteps" in c for c in charts())
     at.selectbox(key="ldm_model").set_value("Your weights folder …").run()
     at.text_input(key="ldm_model_folder").input(str(tiny_ldm.parent)).run()
     assert any("Cannot use this model" in e.value for e in at.error)  # not an ldm folder
     at.text_input(key="ldm_model_folder").input(str(tiny_ldm)).run()
     assert not at.exception and not at.error
     assert any("trained on the paper's pairs." in m.value for m in at.markdown)  # extensions are named here
-    charts = lambda: [str(c.proto) for c in at.get("plotly_chart")]  # noqa: E731
     assert any("Reconstructions from t = 10" in c for c in charts())
+    # the tiny model's grid is cheap: computed on opening and kept in the cache for the next visit
+    assert any("across timesteps" in c for c in charts()) and not any("No stored grid" in i.value for i in at.info)
+    assert len(list(tmp_path.glob("grid-*.npz"))) == 1
     # the shipped sweep of this folder was made on 10 + 10 images: not the page's 100 + 100
     assert at.button(key="ldm_sweep_button") is not None and not any("AUROC vs t" in c for c in charts())
     at.slider(key="ldm_t").set_value(20).run()

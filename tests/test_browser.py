@@ -385,6 +385,8 @@ def test_latent_diffusion_timestep_slider_changes_the_reconstructions(page, serv
     assert t >= 300
     expect(recs.locator(".gtitle")).to_contain_text(f"from t = {t}", timeout=60_000)  # the last rerun lands
     assert recs.screenshot() != before
+    from xad import ldm
+    from xad.data.multiclass import load_setting
     from xad.ldm import load_sweep, sweep_params
 
     if load_sweep(models()[0].path, sweep_params("ddpm", seed=0)) is not None:
@@ -398,6 +400,8 @@ def test_latent_diffusion_timestep_slider_changes_the_reconstructions(page, serv
     expect(page.locator(".js-plotly-plot").filter(has_text=f"anomalous 5 (class 0) from t = {t}").first
            ).to_be_visible(timeout=60_000)
     page.get_by_text("Reconstructions across timesteps").first.wait_for()
+    if ldm.find_grid(models()[0].path, load_setting(models()[0].meta["setting"])) is None:
+        expect(page.get_by_role("button", name="Compute the Fig. 3 grid")).to_be_visible()  # AppTest computes one
     no_exception(page)
     page.get_by_text("1 · Slide the timestep").first.evaluate("e => e.scrollIntoView()")
     page.wait_for_timeout(300)

@@ -263,8 +263,10 @@ def test_evaluate_is_seeded_and_the_sweep_is_cached(tiny_ldm: Path, tmp_path: Pa
     np.testing.assert_allclose(s1.to_numpy(float), ldm.run_sweep(model, data, params).to_numpy(float))
 
 
-def test_sample_view_and_figures(tiny_ldm: Path) -> None:
+def test_sample_view_and_figures(tiny_ldm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from xad import ldm
+
+    monkeypatch.setattr(ldm, "CACHE_DIR", tmp_path)
     from xad.plots import ldm as pl
 
     model, record = ldm.load(tiny_ldm)
@@ -280,6 +282,16 @@ def test_sample_view_and_figures(tiny_ldm: Path) -> None:
     grid = ldm.timestep_grid(model, v.images, None, "ddim", 10)
     assert grid.shape == (4, 11, 32, 32, 3)
     np.testing.assert_allclose(grid[:, 0], ldm.reconstruct(model, v.images, 0).images)  # t = 0: the autoencoder
+    seen = []
+    v2, cached = ldm.cached_grid(tiny_ldm, data, "ddim", 2, 1, 10, model, progress=lambda i, n: seen.append((i, n)))
+    np.testing.assert_array_equal(cached, ldm.timestep_grid(model, v.images, None, "ddim", 10, seed=1))
+    np.testing.assert_array_equal(v2.images, v.images)
+    assert seen == [(i, 11) for i in range(1, 12)]
+    again = ldm.find_grid(tiny_ldm, data, "ddim", 2, 1, 10)  # read back, not recomputed
+    assert again is not None and (again[1] == cached).all() and ldm.find_grid(tiny_ldm, data, "ddim", 2, 2, 10) is None
+    schedule = [int(s) for s in model.scheduler("ddim", 10).timesteps]
+    assert ldm.grid_cost(model, "ddim", 10) == sum(sum(1 for s in schedule if s <= t) for t in ldm.sweep_ts(model)[1:])
+    assert ldm.grid_cost(model, "ddpm") == sum(t + 1 for t in ldm.sweep_ts(model)[1:])  # DDPM: t ... 0
     assert "t = 10" in pl.reconstructions_figure(v).layout.title.text
     assert f"reads {v.predicted[0]}" in pl.reconstructions_figure(v).layout.annotations[4].text
     fig = pl.timestep_grid_figure(v.images, v.labels, v.anomalous, grid, ldm.sweep_ts(model))
@@ -304,7 +316,10 @@ def test_table1_and_paper_reading(tiny_ldm: Path, tmp_path: Path) -> None:
     recs = [ModelRecord(tmp_path / f"mnist-{d}-cpu", "LatentDiffusionAD", "ldm", "cpu", {},
                         {"setting": f"mnist-anomalous:{d}"}, m) for d, m in ((1, m1), (0, m0))]
     t = rep.table1(recs)
-    assert list(t["digit"]) == [0, 1, "mean"] and list(t["ours beats all"]) == [True, False, "1 of 2"]
+    assert list(t["digit"]) == ["0", "1", "mean"] and list(t["ours beats all"]) == ["yes", "no", "1 of 2"]
+    import pyarrow as pa
+
+    pa.Table.from_pandas(t)  # one type per column: the page's st.dataframe shows it without a fallback
     assert list(t["ours method"]) == [80.0, 60.0, 70.0] and list(t["paper method"].fillna(-1)[:2]) == [-1, 64.9]
     assert t["paper method"].iloc[2] == 64.9  # the mean over the digits the paper reports
     rows = rep.auroc_table(m0 | {"sampler": "ddpm", "t": 200}, 1)

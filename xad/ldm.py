@@ -240,10 +240,24 @@ def examples(data: MultiClassData, n: int = 4, seed: int = 0) -> tuple[np.ndarra
 
 
 def timestep_grid(model: LatentDiffusionAD, images: np.ndarray, ts: tuple[int, ...] | None = None,
-                  sampler: str = "ddpm", steps: int = 50, seed: int = 0) -> np.ndarray:
-    """Fig. 3: reconstructions of each image at each t, (len(images), len(ts), 32, 32, 3)."""
+                  sampler: str = "ddpm", steps: int = 50, seed: int = 0,
+                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Fig. 3: reconstructions of each image at each t, (len(images), len(ts), 32, 32, 3);
+    ``progress(i, n)`` after each t."""
     ts = sweep_ts(model) if ts is None else ts
-    return np.stack([reconstruct(model, images, t, sampler, steps, seed).images for t in ts], axis=1)
+    out = []
+    for i, t in enumerate(ts):
+        out.append(reconstruct(model, images, t, sampler, steps, seed).images)
+        if progress is not None:
+            progress(i + 1, len(ts))
+    return np.stack(out, axis=1)
+
+
+def grid_cost(model: LatentDiffusionAD, sampler: str = "ddpm", steps: int = 50) -> int:
+    """Denoising steps one image of the Fig. 3 grid takes (DDPM: t steps from each t; DDIM: the
+    schedule's steps below t): what the page says before it computes a grid."""
+    schedule = [int(v) for v in model.scheduler(sampler, steps).timesteps]
+    return sum(sum(1 for v in schedule if v <= t) for t in sweep_ts(model) if t > 0)
 
 
 @dataclass(frozen=True)
@@ -327,6 +341,42 @@ def sweep_key(folder: str | Path, data: MultiClassData, params: dict) -> str:
     h.update(data.anomalous_test.tobytes())
     h.update(json.dumps({**params, "version": __version__}, sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+def _grid_path(folder: str | Path, data: MultiClassData, sampler: str, n: int, seed: int, steps: int) -> Path:
+    params = {"grid": "fig3", "sampler": sampler, "n": n, "seed": seed, "steps": steps}
+    return CACHE_DIR / f"grid-{sweep_key(folder, data, params)}.npz"
+
+
+def find_grid(folder: str | Path, data: MultiClassData, sampler: str = "ddpm", n: int = 4, seed: int = 0,
+              steps: int = 50) -> tuple[SampleView, np.ndarray] | None:
+    """The Fig. 3 grid of :func:`cached_grid` if it was computed before (``runs/ldm/grid-<key>.npz``,
+    keyed by weights, data and parameters), else None. The t = 0 view is cheap and made anew."""
+    path = _grid_path(folder, data, sampler, n, seed, steps)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            grid = f["grid"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return sample_view(load(folder)[0], data, 0, sampler, steps, n, seed), grid
+
+
+def cached_grid(folder: str | Path, data: MultiClassData, sampler: str = "ddpm", n: int = 4, seed: int = 0,
+                steps: int = 50, model: LatentDiffusionAD | None = None,
+                progress: Callable[[int, int], None] | None = None) -> tuple[SampleView, np.ndarray]:
+    """The t = 0 view of ``n`` normal + ``n`` anomalous test images and their Fig. 3 grid
+    (:func:`timestep_grid`), read from the cache or computed now and cached."""
+    if (found := find_grid(folder, data, sampler, n, seed, steps)) is not None:
+        return found
+    model = model if model is not None else load(folder)[0]
+    v = sample_view(model, data, 0, sampler, steps, n, seed)
+    grid = timestep_grid(model, v.images, None, sampler, steps, seed, progress)
+    path = _grid_path(folder, data, sampler, n, seed, steps)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, grid=grid)
+    tmp.replace(path)
+    return v, grid
 
 
 def find_sweep(folder: str | Path, data: MultiClassData, params: dict) -> pd.DataFrame | None:

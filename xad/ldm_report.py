@@ -249,6 +249,11 @@ def extension(record: ModelRecord) -> bool:
     return pairs_kind(record) != "noise"
 
 
+def _yes(flag: bool) -> str:
+    """Table 1's yes/no columns are text, as its mean row's "3 of 10" is (one type per column)."""
+    return "yes" if flag else "no"
+
+
 def table1(records: list[ModelRecord] | None = None) -> pd.DataFrame:
     """Table 1: one row per MNIST digit with a shipped model; ours (method, baselines, ink) beside
     the paper's (method, AE, AnoDDPM, DDPM), AUROC %, and the mean row over the digits present."""
@@ -261,14 +266,14 @@ def table1(records: list[ModelRecord] | None = None) -> pd.DataFrame:
     rows = []
     for d in sorted(by_digit):
         m = by_digit[d].metrics
-        row = {"digit": d, "model": by_digit[d].name}
+        row = {"digit": str(d), "model": by_digit[d].name}
         row.update({f"ours {k}": round(100 * m[f"auroc_{k}"], 1) for k in ("method", *BASELINES)})
-        row["ours beats all"] = all(m["auroc_method"] > m[f"auroc_{k}"] for k in BASELINES)
+        row["ours beats all"] = _yes(all(m["auroc_method"] > m[f"auroc_{k}"] for k in BASELINES))
         change = m.get("auroc_class_change")  # a reference (see xad.ldm), not a baseline
         row["class-change ref"] = None if change is None else round(100 * change, 1)
         e = ext[d].metrics if d in ext else None  # the same diffusion model, class-labelled pairs
         row["class pairs (ext.)"] = None if e is None else round(100 * e["auroc_method"], 1)
-        row["ext. beats all"] = None if e is None else all(e["auroc_method"] > m[f"auroc_{k}"] for k in BASELINES)
+        row["ext. beats all"] = None if e is None else _yes(all(e["auroc_method"] > m[f"auroc_{k}"] for k in BASELINES))
         row.update({f"paper {k}": PAPER_MNIST[k][d] for k in ("method", "ae", "anoddpm", "ddpm")})
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -279,9 +284,9 @@ def table1(records: list[ModelRecord] | None = None) -> pd.DataFrame:
 
         mean = {c: mean_of(c) for c in table.columns
                 if c.startswith(("ours", "paper", "class")) and c != "ours beats all"}
-        flags = [bool(v) for v in table["ext. beats all"] if v is not None and v == v]  # NaN != NaN
+        flags = [v == "yes" for v in table["ext. beats all"] if isinstance(v, str)]
         mean.update({"digit": "mean", "model": f"{len(table)} digits",
-                     "ours beats all": f"{int(table['ours beats all'].sum())} of {len(table)}",
+                     "ours beats all": f"{int((table['ours beats all'] == 'yes').sum())} of {len(table)}",
                      "ext. beats all": f"{sum(flags)} of {len(flags)}" if flags else None})
         table = pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
     return table
