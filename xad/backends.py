@@ -166,7 +166,10 @@ class OpenVINORunner:
     hint called synchronously; two streams fed asynchronously with halves of the batch gain only
     3-7 %, ``bench/openvino_modes.py``), without CPU pinning: OpenVINO otherwise pins the inference threads,
     with one thread the caller's own, to the first cores, so two audits on one thread each shared
-    core 0 while core 1 stayed idle (each ran at 50 %, measured on 2 cores)."""
+    core 0 while core 1 stayed idle (each ran at 50 %, measured on 2 cores). Inference precision f32,
+    set explicitly: on CPUs with native bf16 (AMX) OpenVINO's default is bf16, which rounded an
+    external detector's scores to 1/64 and moved its AUROC from 0.590 to 0.572 (CI on an AMX CPU,
+    ``tests/test_detectors.py``); an audit reports the exported model's own numbers."""
 
     backend = "openvino"
 
@@ -175,7 +178,7 @@ class OpenVINORunner:
 
         core = ov.Core()
         config = {"INFERENCE_NUM_THREADS": n_threads or threads(), "PERFORMANCE_HINT": "LATENCY",
-                  "ENABLE_CPU_PINNING": False}
+                  "ENABLE_CPU_PINNING": False, "INFERENCE_PRECISION_HINT": "f32"}
         try:
             self.compiled = core.compile_model(str(path), "CPU", config)
         except Exception as e:  # openvino raises RuntimeError subclasses with long texts

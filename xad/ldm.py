@@ -124,8 +124,7 @@ def eval_indices(data: MultiClassData, limit: int = 500, seed: int = 0) -> np.nd
     """Up to ``limit`` anomalous and ``limit`` normal test indices, seeded, sorted."""
     rng = np.random.default_rng(seed)
     anom, norm = np.flatnonzero(data.anomalous_test), np.flatnonzero(~data.anomalous_test)
-    pick = np.r_[rng.permutation(anom)[:limit], rng.permutation(norm)[:limit]]
-    return np.sort(pick)
+    return np.sort(np.r_[rng.permutation(anom)[:limit], rng.permutation(norm)[:limit]])
 
 
 @dataclass(frozen=True)
@@ -234,8 +233,7 @@ def examples(data: MultiClassData, n: int = 4, seed: int = 0) -> tuple[np.ndarra
     """``n`` normal and ``n`` anomalous test images (fixed by seed): (images, labels, anomalous)."""
     rng = np.random.default_rng(seed)
     norm = rng.permutation(np.flatnonzero(~data.anomalous_test))[:n]
-    anom = rng.permutation(np.flatnonzero(data.anomalous_test))[:n]
-    idx = np.r_[norm, anom]
+    idx = np.r_[norm, rng.permutation(np.flatnonzero(data.anomalous_test))[:n]]
     return data.x_test[idx], data.y_test[idx], data.anomalous_test[idx]
 
 
@@ -248,7 +246,7 @@ def timestep_grid(model: LatentDiffusionAD, images: np.ndarray, ts: tuple[int, .
     out = []
     for i, t in enumerate(ts):
         out.append(reconstruct(model, images, t, sampler, steps, seed).images)
-        if progress is not None:
+        if progress:
             progress(i + 1, len(ts))
     return np.stack(out, axis=1)
 
@@ -352,9 +350,8 @@ def find_grid(folder: str | Path, data: MultiClassData, sampler: str = "ddpm", n
               steps: int = 50) -> tuple[SampleView, np.ndarray] | None:
     """The Fig. 3 grid of :func:`cached_grid` if it was computed before (``runs/ldm/grid-<key>.npz``,
     keyed by weights, data and parameters), else None. The t = 0 view is cheap and made anew."""
-    path = _grid_path(folder, data, sampler, n, seed, steps)
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with np.load(_grid_path(folder, data, sampler, n, seed, steps), allow_pickle=False) as f:
             grid = f["grid"]
     except (OSError, ValueError, KeyError):
         return None
@@ -371,11 +368,7 @@ def cached_grid(folder: str | Path, data: MultiClassData, sampler: str = "ddpm",
     model = model if model is not None else load(folder)[0]
     v = sample_view(model, data, 0, sampler, steps, n, seed)
     grid = timestep_grid(model, v.images, None, sampler, steps, seed, progress)
-    path = _grid_path(folder, data, sampler, n, seed, steps)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, grid=grid)
-    tmp.replace(path)
+    _store(_grid_path(folder, data, sampler, n, seed, steps), lambda tmp: np.savez_compressed(tmp, grid=grid))
     return v, grid
 
 
@@ -393,11 +386,15 @@ def cached_sweep(folder: str | Path, data: MultiClassData, params: dict, model: 
     """:func:`find_sweep`, else computed now (``progress(i, n)`` after each t) and cached."""
     if (found := find_sweep(folder, data, params)) is not None:
         return found
-    model = model if model is not None else load(folder)[0]
-    table = run_sweep(model, data, params, progress)
-    path = CACHE_DIR / f"{sweep_key(folder, data, params)}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table.to_dict(orient="list")) + "\n")
-    tmp.replace(path)
+    table = run_sweep(model if model is not None else load(folder)[0], data, params, progress)
+    _store(CACHE_DIR / f"{sweep_key(folder, data, params)}.json",
+           lambda tmp: tmp.write_text(json.dumps(table.to_dict(orient="list")) + "\n"))
     return table
+
+
+def _store(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` beside ``path``, then renamed onto it: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    write(tmp)
+    tmp.replace(path)
