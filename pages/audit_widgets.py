@@ -130,8 +130,9 @@ def controls():  # noqa: ANN201 - (dataset, model, record, params, run folder or
         raise DataError(str(exc)) from exc
     if record.meta.get("category") not in (None, ds.category):
         st.warning(f"{record.name} was trained on '{record.meta['category']}', not '{ds.category}'.")
-    if run is None:  # images are made square the way the model's training made them
-        params = replace(params, resize=record.meta.get("resize", "stretch"))
+    if run is None:  # images are made square the way the model's training made them; bf16 where
+        # the CPU computes it natively and the card does not record that it changes the explanations
+        params = replace(params, resize=record.meta.get("resize", "stretch"), bf16=audit.default_bf16(record.meta))
     return ds, model, record, params, run
 
 
@@ -157,7 +158,7 @@ def live_panel(ds: MVTecDataset, model, sample_id: str, params: audit.AuditParam
         return
     live = audit.AuditParams(setups=tuple(setups), segments=k, samples=n, seed=seed,
                              error_variant=params.error_variant, map_mode=params.map_mode,
-                             resample=params.resample)
+                             resample=params.resample, bf16=params.bf16)
     sample = ds.load(next(r for r in ds.refs("test") if r.id == sample_id), model.config.image_size,
                      params.resample)
     bar = st.progress(0.0, text="Explaining …")

@@ -126,3 +126,48 @@ def test_report_and_cli(run: Path, tiny_industrial: Path, tiny_vaegan: Path, tmp
     assert main(args) == 0
     r = pd.read_csv(Path(capsys.readouterr().out.strip().splitlines()[-1]) / "results.csv")
     assert len(r) == 3 and r["iou_S2"].isna().all() and r["seconds_S1"].notna().all()
+
+
+def _row(rho1: float, rho3: float, j1: tuple = (0.5, 0.5), j3: tuple = (0.4, 0.4)) -> dict:
+    return {"id": "x", "rho_S1": rho1, "rho_S3": rho3, "iou_S1_fp32": j1[0], "iou_S1_bf16": j1[1],
+            "iou_S3_fp32": j3[0], "iou_S3_bf16": j3[1]}
+
+
+def test_bf16_verdict_is_the_bar_on_each_sample_and_on_the_median() -> None:
+    from xad.audit_live import bf16_verdict
+
+    good = [_row(0.995, 0.993)] * 4
+    assert bf16_verdict(good)
+    assert not bf16_verdict([_row(0.9850, 0.999), *good[:3]])  # one S1 map (tablet cut/000 on AMX)
+    washer_s3 = [0.9750, 0.9791, 0.9782, 0.9937, 0.9853]  # CI on an AMX CPU: median 0.979
+    assert not bf16_verdict([_row(0.999, r) for r in washer_s3])
+    assert bf16_verdict([_row(0.999, r) for r in (0.97, 0.991, 0.992)])  # S3: one low sample is allowed
+    assert not bf16_verdict([_row(0.999, 0.999, j1=(0.50, 0.47)), *good[:3]])  # S1 J* moved 0.03
+    # S3 J* within 0.02 per sample is not asked, its mean is: 0.03 on every sample fails
+    assert not bf16_verdict([_row(0.999, 0.999, j3=(0.40, 0.43))] * 4)
+    assert not bf16_verdict([])
+
+
+def test_bf16_check_is_kept_in_the_card_and_decides_the_default(tiny_industrial: Path, tiny_vaegan: Path,
+                                                                 tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import shutil
+
+    from xad.audit_live import bf16_verdict
+    from xad.cli import main
+    from xad.weights import read_record
+
+    folder = shutil.copytree(tiny_vaegan, tmp_path / "m")
+    assert main(["evaluate", "vaegan", "--weights", str(folder), "--data", str(tiny_industrial), "--bf16-check",
+                 "--samples", "100"]) == 0
+    rec = read_record(folder)
+    got = rec.meta["bf16_agreement"]
+    ds = MVTecDataset(tiny_industrial, "brick")
+    assert [r["id"] for r in got["rows"]] == [ds.refs("test", d)[0].id for d in ds.defects("test") if d != "good"]
+    assert got["agrees"] == bf16_verdict(got["rows"]) and got["samples"] == 100
+    assert "## bf16 vs fp32 explanations" in rec.card and got["rows"][0]["id"] in rec.card
+    monkeypatch.setenv("XAD_BF16", "1")  # a CPU with native bf16
+    assert audit.default_bf16(rec.meta) is got["agrees"]
+    assert audit.default_bf16({"bf16_agreement": {"agrees": False}}) is False
+    assert audit.default_bf16({}) is True  # not measured: the CPU decides
+    monkeypatch.setenv("XAD_BF16", "0")
+    assert audit.default_bf16({"bf16_agreement": {"agrees": True}}) is False

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.stats import spearmanr
 
 from xad import audit, audit_live, runs
 from xad.data.catalog import resolve_mvtec
@@ -25,39 +24,40 @@ def test_shipped_vaegan_reaches_its_card(record) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("record", VAEGANS, ids=lambda r: r.name)
-def test_bf16_explanations_agree_with_fp32(record) -> None:  # noqa: ANN001
-    """The bf16 path against fp32 on the first anomalous test image of every defect type.
+def test_bf16_explanations_as_the_card_says(record) -> None:  # noqa: ANN001
+    """bf16 against fp32 explanations (S1, S3) of the first anomalous test image of every defect type,
+    re-measured against the card's ``bf16_agreement`` (``evaluate vaegan --bf16-check``): the same
+    verdict, S1's rank correlations within 0.005 and J* within 0.01 of the card per sample, S3's
+    median and mean J* within 0.01, and xad's
+    default precision for the model following the verdict. A verdict of "differs" is a finding
+    (CI on an AMX CPU: tablet S1 0.985 on cut/000, washer S3 median 0.979), not a failure: xad then
+    explains that model in fp32.
 
-    LIME (S1) must agree per sample: rank correlation >= 0.99 and J* within 0.02. SHAP's
-    partition explainer refines, at each step, the node with the largest |value| first, so a
-    bf16 rounding that swaps two near-equal nodes changes which blocks get refined: a rare,
-    discontinuous difference on one sample (seen: J* 0.117 vs 0.234). For S3 the audit-level
-    numbers must agree: median rank correlation >= 0.99 and mean J* within 0.02.
-
-    Skipped on CPUs without native bf16 (xad.precision): xad does not use bf16 there, and the
-    emulated bf16 kernels are ~70x slower than fp32.
+    Skipped on CPUs without native bf16 (xad.precision): the card may have been measured with
+    emulated bf16 (the same numbers), which is ~10x slower than fp32 for this model.
     """
     from xad.precision import bf16_is_fast
 
+    card = record.meta.get("bf16_agreement")
+    assert card is not None, f"{record.name}: measure it (python -m xad evaluate vaegan --weights ... --bf16-check)"
+    assert audit.default_bf16(record.meta) is (card["agrees"] and bf16_is_fast())
     if not bf16_is_fast():
         pytest.skip("this CPU has no native bf16 (AMX / AVX512-BF16): xad runs fp32 here")
     model, _ = load_model(record.path)
     ds = resolve_mvtec("embedded", record.meta["category"])
-    refs = [ds.refs("test", d)[0] for d in ds.defects("test") if d != "good"]
-    rho, iou = {"S1": [], "S3": []}, {(s, b): [] for s in ("S1", "S3") for b in (False, True)}
-    for ref in refs:
-        sample = ds.load(ref, 128, "nearest")
-        out = {b: audit_live.explain_one(model, sample, audit.AuditParams(setups=("S1", "S3"), samples=1000,
-                                                                      bf16=b))[0] for b in (False, True)}
-        for s in ("S1", "S3"):
-            rho[s].append(spearmanr(out[False][s]["map"].ravel(), out[True][s]["map"].ravel())[0])
-            for b in (False, True):
-                iou[s, b].append(out[b][s]["iou"])
-        assert rho["S1"][-1] >= 0.99, (ref.id, rho["S1"][-1])
-        assert abs(iou["S1", False][-1] - iou["S1", True][-1]) <= 0.02, ref.id
-    assert np.median(rho["S3"]) >= 0.99, rho["S3"]
-    for s in ("S1", "S3"):
-        assert abs(np.mean(iou[s, False]) - np.mean(iou[s, True])) <= 0.02, (s, iou[s, False], iou[s, True])
+    got = audit_live.bf16_agreement(model, ds, card["samples"], record.meta.get("resample", "nearest"))
+    assert got["agrees"] == card["agrees"], (got, card)
+    for new, old in zip(got["rows"], card["rows"], strict=True):  # S1 per sample (LIME is smooth in f)
+        assert new["id"] == old["id"]
+        assert new["rho_S1"] == pytest.approx(old["rho_S1"], abs=0.005), (new, old)
+        for p in ("fp32", "bf16"):
+            assert new[f"iou_S1_{p}"] == pytest.approx(old[f"iou_S1_{p}"], abs=0.01), (new, old)
+    # S3 by its median and mean J*: its partition refines the largest |value| first, so a rounding
+    # that differs between native and emulated bf16 may change one sample's refinement
+    assert got["s3_rho_median"] == pytest.approx(card["s3_rho_median"], abs=0.01)
+    for p in ("fp32", "bf16"):
+        assert np.mean([r[f"iou_S3_{p}"] for r in got["rows"]]) == pytest.approx(
+            np.mean([r[f"iou_S3_{p}"] for r in card["rows"]]), abs=0.01)
 
 
 @pytest.mark.parametrize("record", VAEGANS, ids=lambda r: r.name)

@@ -85,6 +85,13 @@ class AuditParams:
             raise ValueError("calibration must be 'test' or 'heldout'")
 
 
+def default_bf16(meta: dict) -> bool:
+    """Whether xad explains a VAE-GAN in bf16 unless told: where the CPU computes bf16 natively and
+    the model's config does not record explanations that bf16 changes beyond the bar
+    (``bf16_agreement``, measured by ``python -m xad evaluate vaegan --bf16-check``)."""
+    return bf16_is_fast() and (meta.get("bf16_agreement") or {}).get("agrees", True)
+
+
 @dataclass(frozen=True)
 class Scoring:
     """ids/labels/defects: (N,); images: (N, H, W, 3) uint8; masks: list of (H, W) bool or None;

@@ -17,7 +17,7 @@ from typing import Any
 from xad import portable
 from xad.markdown import markdown_table
 from xad.cards_cegan import calibration_section, extensions_line, judge_note, judged
-from xad.cards_vaegan import curve_section, training_lines
+from xad.cards_vaegan import curve_section, precision_section, training_lines
 from xad.weights import ModelRecord, read_record
 
 #: Table 1 / 2 of Liznerski et al. (AuROC normal vs CE, FID_N; in %), for comparison in the UI.
@@ -111,7 +111,7 @@ tau* fitted on the test labels, as the paper does (`python -m xad evaluate vaega
 {m.get('confusion', '')}.
 
 AUROC per defect type (each against all good images): {by_defect}.
-{curve_section(meta)}{audit_section(r)}{card_notes(r)}"""
+{curve_section(meta)}{precision_section(meta)}{audit_section(r)}{card_notes(r)}"""
 
 
 def audit_section(r: ModelRecord) -> str:

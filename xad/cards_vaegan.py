@@ -1,6 +1,7 @@
 """The VAE-GAN card's training details and learning-curve section (used by
 :func:`xad.cards.vaegan_card`), from what config.json records: the GAN recipe, continued
-training, the machine's load, and the held-out learning curve with the checkpoint kept."""
+training, the machine's load, the held-out learning curve with the checkpoint kept, and whether
+bf16 explanations agree with fp32."""
 
 from __future__ import annotations
 
@@ -104,3 +105,31 @@ used to choose the weights). {kept_line}.
 | step | min | held-out BCE - floor | held-out MSE | train BCE | KL | G term | D loss | test AUROC |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 """ + "\n".join(lines) + "\n"
+
+
+def precision_section(meta: dict) -> str:
+    """What ``bf16_agreement`` (``evaluate vaegan --bf16-check``) measured, and the precision it
+    makes the default on CPUs with native bf16; "" where it was not measured."""
+    from xad.precision import BF16_BAR
+
+    a, rho, dj = meta.get("bf16_agreement"), BF16_BAR["rho"], BF16_BAR["iou"]
+    if not a:
+        return ""
+    rows = "\n".join(f"| {r['id']} | {r['rho_S1']:.4f} | {r['iou_S1_fp32']:.3f} / {r['iou_S1_bf16']:.3f} | "
+                     f"{r['rho_S3']:.4f} | {r['iou_S3_fp32']:.3f} / {r['iou_S3_bf16']:.3f} |" for r in a["rows"])
+    how = "native bf16" if a.get("native_bf16") else "bf16 emulated on a CPU without native bf16 (the same numbers, slower)"
+    verdict = ("They agree within xad's bar, so on CPUs with native bf16 (AMX) xad explains this model in bf16"
+               if a["agrees"] else
+               "They do not agree within xad's bar, so xad explains this model in fp32 on every CPU "
+               "(`python -m xad audit --precision bf16` still asks for bf16)")
+    return f"""
+## bf16 vs fp32 explanations
+S1 and S3 maps of the first anomalous test image of every defect type, n = {a['samples']}, explained with
+the model in fp32 and in bf16 ({how}; `python -m xad evaluate vaegan --weights <folder> --bf16-check`).
+xad's bar: S1 rank correlation >= {rho} and J* within {dj} on every sample, S3 median rank
+correlation >= {rho}, mean J* within {dj}. {verdict}.
+
+| sample | S1 rank correlation | S1 J* fp32 / bf16 | S3 rank correlation | S3 J* fp32 / bf16 |
+| --- | --- | --- | --- | --- |
+{rows}
+"""

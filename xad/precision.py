@@ -5,6 +5,8 @@ times faster than fp32 on CPUs with native bf16 units (Intel AMX, AVX512-BF16). 
 (e.g. AVX2-only AMD EPYC) the same autocast is emulated and measured ~70x *slower* than fp32 (a
 64-channel 3x3 convolution on 64 images of 64x64, 1 thread: 0.53 s fp32 vs 38.6 s bf16). Every bf16
 default in xad therefore follows :func:`bf16_is_fast`; ``XAD_BF16=1`` / ``XAD_BF16=0`` overrides it.
+A VAE-GAN whose card records bf16 explanations that differ from fp32 beyond :data:`BF16_BAR` is
+explained in fp32 on every CPU (:func:`xad.audit.default_bf16`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ import functools
 import os
 
 import torch
+
+#: xad's bar for explaining a model in bf16 (:func:`xad.audit_live.bf16_agreement`): S1 per sample rank correlation
+#: of the maps >= 0.99 and |J*(bf16) - J*(fp32)| <= 0.02; S3 median rank correlation >= 0.99 (its
+#: partition refines the largest |value| first, so a rounding can swap which blocks get refined on
+#: one sample); for both setups the mean J* within 0.02.
+BF16_BAR = {"rho": 0.99, "iou": 0.02}
 
 
 @functools.cache

@@ -327,6 +327,15 @@ def paper_iou_line() -> str:
     return "; ".join(f"{c} " + " / ".join(f"{s} {v}" for s, v in setups.items()) for c, setups in PAPER_MEAN_IOU.items())
 
 
+def _bf16_cell(meta: dict) -> str:
+    """The card's bf16 check in a word and its two numbers (S1 rank correlation min, S3 median)."""
+    a = meta.get("bf16_agreement")
+    if not a:
+        return "not measured"
+    word = "agree: bf16 on native-bf16 CPUs" if a["agrees"] else "differ: fp32 everywhere"
+    return f"{word} (S1 {a['s1_rho_min']:.3f}, S3 {a['s3_rho_median']:.3f})"
+
+
 def shipped_table(weights_root: Path = SHIPPED_AUDITS) -> str:
     """Markdown for the README: every shipped VAE-GAN with its test AUROC and training budget, and
     the mean max-IoU per setup of each audit shipped beside it (with n, k, the samples it covers and
@@ -344,7 +353,7 @@ def shipped_table(weights_root: Path = SHIPPED_AUDITS) -> str:
         models.append({"detector": r.name, "category": meta.get("category"),
                        "test AUROC": m.get("test_auroc"), "accuracy at tau*": m.get("accuracy_at_tau_star"),
                        "steps (kept)": f"{meta.get('steps_done')} ({meta.get('kept_step')})", "minutes": round(meta.get("train_seconds", 0) / 60, 1),
-                       "threads": meta.get("threads")})
+                       "threads": meta.get("threads"), "bf16 explanations": _bf16_cell(meta)})
         audits += audit_summaries(cfg.parent, r.name)
     text = markdown_table(models) if models else "(no VAE-GAN shipped)"
     if audits:

@@ -95,6 +95,15 @@ def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> None:
     path.write_text(json.dumps(raw, indent=2) + "\n")
 
 
+def write_entry(folder: str | Path, key: str, value: Any) -> None:
+    """Set one top-level entry of a weights folder's config.json (a measurement kept beside the
+    metrics, e.g. ``bf16_agreement``: re-evaluating the metrics leaves it alone)."""
+    path = Path(folder) / "config.json"
+    raw = json.loads(path.read_text())
+    raw[key] = value
+    path.write_text(json.dumps(raw, indent=2) + "\n")
+
+
 def read_record(folder: str | Path) -> ModelRecord:
     """Read ``config.json`` and ``card.md`` of a weights folder; WeightsError if unusable."""
     folder = Path(folder)

@@ -21,14 +21,15 @@ def _scheduler(text: str) -> str:
     return text
 
 
-def _resize_of(weights) -> str:  # noqa: ANN001 - a weights folder or an external detector
-    """How the model's training made images square (config.json's ``resize``; stretch by default)."""
+def _meta_of(weights) -> dict:  # noqa: ANN001 - a weights folder or an external detector
+    """config.json of a weights folder (``resize``: how training made images square; ``bf16_agreement``);
+    {} for an external detector."""
     from pathlib import Path
 
     from xad.detectors import ExternalDetector
     from xad.weights import read_record
 
-    return "stretch" if isinstance(weights, ExternalDetector) else read_record(Path(weights)).meta.get("resize", "stretch")
+    return {} if isinstance(weights, ExternalDetector) else read_record(Path(weights)).meta
 
 
 def _model(args: argparse.Namespace):  # noqa: ANN202 - (model, what identifies it)
@@ -57,18 +58,18 @@ def _model(args: argparse.Namespace):  # noqa: ANN202 - (model, what identifies 
 def _audit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from xad.audit import AuditParams, run_audit, audit_refs
+    from xad.audit import AuditParams, audit_refs, default_bf16, run_audit
     from xad.data.catalog import resolve_mvtec
-    from xad.precision import bf16_is_fast
 
     if args.scheduler is not None and args.jobs > 1:
         raise UsageError("--jobs and --scheduler both say where the work runs: give one of them")
     model, weights = _model(args)
+    meta = _meta_of(weights)
     params = AuditParams(setups=args.setups, segments=args.segments, samples=args.samples, seed=args.seed,
                          error_variant=args.variant, calibration=args.calibration, limit=args.limit,
-                         bf16=bf16_is_fast() if args.precision == "auto" else args.precision == "bf16",
+                         bf16=default_bf16(meta) if args.precision == "auto" else args.precision == "bf16",
                          engine=args.engine, backend=args.backend, device=args.device,
-                         resize=_resize_of(weights))
+                         resize=meta.get("resize", "stretch"))
     from xad.backends import BackendError, resolve  # issue 16: one-line error for a backend
     from xad.data.transforms import DataError
 
@@ -137,7 +138,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="only the first N test samples, taken in turn from each defect type (default: all)")
     au.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                     help="the model's precision for the explainers' perturbed images (x' is always "
-                         "fp32); auto: bf16 where the CPU computes it natively (AMX), else fp32")
+                         "fp32); auto: bf16 where the CPU computes it natively (AMX) and the model's card does not "
+                         "record bf16 explanations that differ from fp32, else fp32")
     au.add_argument("--engine", choices=["fast", "reference"], default="fast",
                     help="xad's vectorised engine, or lime/shap/skimage called as published (fp32; slow)")
     au.add_argument("--backend", choices=["auto", "torch", "openvino", "onnxruntime"], default="auto",

@@ -16,6 +16,13 @@ def _evaluate_vaegan(args: argparse.Namespace) -> int:
         return 0
     if args.weights is None:
         raise UsageError("give --weights (a VAE-GAN weights folder) or --readme")
+    if args.bf16_check:
+        from xad.train.vaegan_run import bf16_check_folder
+
+        got = bf16_check_folder(args.weights, args.data, args.samples)
+        print(f"{args.weights}: bf16 explanations {'agree with' if got['agrees'] else 'differ from'} fp32 "
+              f"(S1 rank correlation min {got['s1_rho_min']}, S3 median {got['s3_rho_median']}); card rewritten")
+        return 0
     from xad.train.vaegan_run import evaluate_folder
 
     print(evaluate_folder(args.weights, args.data))
@@ -31,7 +38,8 @@ def _evaluate_cegan(args: argparse.Namespace) -> int:
         from xad.counterfactual import suite
         from xad.weights import WEIGHTS_DIR
 
-        print(readme.replace_block(args.readme, suite.README_TAG, suite.shipped_table(WEIGHTS_DIR)))
+        readme.replace_block(args.readme, suite.README_TAG, suite.shipped_table(WEIGHTS_DIR))
+        print(readme.replace_block(args.readme, suite.VS_TAG, suite.gan_vs_diffedit_markdown(WEIGHTS_DIR)))
         return 0
     if args.weights is None:
         raise UsageError("give --weights (a cegan weights folder) or --readme")
@@ -95,6 +103,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     evg.add_argument("--data", default="embedded")
     evg.add_argument("--readme", type=existing_file, default=None,
                      help="regenerate the README's table of shipped VAE-GANs and their audits, and stop")
+    evg.add_argument("--bf16-check", action="store_true",
+                     help="measure whether bf16 explanations (S1, S3) agree with fp32 and keep it in the card "
+                          "(decides the default precision on CPUs with native bf16; emulated, ~10x slower, elsewhere)")
+    evg.add_argument("--samples", type=integer(10), default=1000,
+                     help="with --bf16-check: LIME samples and SHAP evaluations per explanation (default 1000)")
     evg.set_defaults(func=_evaluate_vaegan)
     evc = ev.add_parser("cegan", help="AuROC normal vs CE, FID_N, concept accuracy, MSE/SSIM")
     evc.add_argument("--weights", type=existing_folder, default=None, help="a cegan weights folder")

@@ -104,3 +104,22 @@ def evaluate_folder(folder: Path, data: str = "embedded") -> Path:
     write_metrics(folder, metrics)
     write_card(folder)
     return Path(folder)
+
+
+def bf16_check_folder(folder: Path, data: str = "embedded", samples: int = 1000) -> dict:
+    """Measure whether bf16 explanations of this VAE-GAN agree with fp32
+    (:func:`xad.audit_live.bf16_agreement`, with a progress bar) and keep the result in its
+    config.json (``bf16_agreement``) and card. Where the CPU lacks native bf16 it is emulated (slow)."""
+    from tqdm import tqdm
+
+    from xad.audit_live import bf16_agreement
+    from xad.weights import write_entry
+
+    model, record = load_model(folder, expect="VAEGAN")
+    ds = resolve_mvtec(data, record.meta["category"])
+    with tqdm(total=len([d for d in ds.defects("test") if d != "good"]), desc="bf16 vs fp32", unit="sample") as bar:
+        got = bf16_agreement(model, ds, samples, record.meta.get("resample", "nearest"),
+                             lambda i, n: bar.update(i - bar.n))
+    write_entry(folder, "bf16_agreement", got)
+    write_card(folder)
+    return got
