@@ -240,13 +240,11 @@ else:
                    "trained with outlier exposure; the paper finds the supervised one blind to the green "
                    f"anomalies (75 % vs 98 %). Train it with `{suite.BIAS_COMMAND}`; a generator against it "
                    "(`python -m xad train cegan --detector <that folder> ...`) shows what it looks at.")
-    if gan is not None:  # the GAN measured on as many test anomalies as the DiffEdit version, where stored
-        n = metrics.get("n_anomalies")
-        gan_metrics = cfb.stored_evaluation(gan, n) or gan.metrics
-        same = gan_metrics.get("n_anomalies") == n
+    if gan is not None and (found := suite.gan_vs_diffedit(b.record, metrics)) is not None:
+        rows, same = found  # the GAN measured on as many test anomalies as the DiffEdit version, where stored
         st.subheader("GAN version vs DiffEdit version (same setup, same detector"
-                     + (f", the same {n} test anomalies)" if same else "; n differs, see the first row)"))
-        both = pd.DataFrame(cards.side_by_side({f"GAN ({gan.name})": (gan_metrics, gan),
-                                                f"DiffEdit ({b.record.name})": (metrics, b.record)}))
+                     + (f", the same {metrics.get('n_anomalies')} test anomalies)" if same
+                        else "; n differs, see the first row)"))
+        both = pd.DataFrame(rows)
         st.dataframe(both.astype(str), hide_index=True, width="stretch")
         table_download(both, f"{b.record.path.name}_gan_vs_diffedit", key="cf-both-csv")

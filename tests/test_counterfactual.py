@@ -426,6 +426,10 @@ def test_readme_calibration_table_is_generated_from_the_shipped_cards(tmp_path: 
     import re
 
     assert re.search(rf"\| cegan/mnist-7-hsc +\| {m['target_error']:.3f} ", shipped)  # the card's number
+    begin_vs, end_vs = readme.markers(suite.VS_TAG)  # the GAN-vs-DiffEdit table, from the same cards
+    vs = text[text.index(begin_vs) + len(begin_vs): text.index(end_vs)].strip()
+    assert vs == suite.gan_vs_diffedit_markdown(WEIGHTS_DIR).strip()
+    assert "GAN (`cegan/mnist-7-hsc`)" in vs and "DiffEdit (`cegan/mnist-7-hsc-diffedit`)" in vs
     own = tmp_path / "README.md"
     own.write_text(f"intro\n{begin}\nold\n{end}\noutro\n")
     readme.replace_block(own, suite.README_TAG, "new table")

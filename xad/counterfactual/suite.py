@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from xad.cards import PAPER
-from xad.weights import WeightsError, read_record
+from xad.weights import ModelRecord, WeightsError, read_record
 
 KINDS = ("bce", "hsc")
 DIGITS = tuple(range(10))
@@ -176,6 +176,44 @@ def shipped_table(root: Path) -> str:
         text += "\n\nTen MNIST classes (the paper's Tables 1 and 2 average them):\n\n" + markdown_table(means)
     return text + ("\n\nFrom the shipped cards (`python -m xad evaluate cegan --weights <folder>`); "
                    "regenerate with `python -m xad evaluate cegan --readme README.md`.")
+
+
+VS_TAG = "cegan-vs-diffedit"
+
+
+def gan_vs_diffedit(d: ModelRecord, metrics: dict | None = None,
+                    roots: list[str | Path] | None = None) -> tuple[list[dict], bool] | None:
+    """The side-by-side rows of a DiffEdit generator ``d`` (its ``metrics``, default its card's) and
+    its GAN counterpart (same setup, same detector) measured on as many test anomalies where a
+    ``metrics-n<N>.json`` is stored; and whether both columns have the same n. None without one."""
+    from xad.cards import side_by_side
+    from xad.counterfactual.bundle import gan_counterpart, stored_evaluation
+
+    metrics = d.metrics if metrics is None else metrics
+    gan = gan_counterpart(d, roots)
+    if gan is None:
+        return None
+    gan_metrics = stored_evaluation(gan, metrics.get("n_anomalies")) or gan.metrics
+    rows = side_by_side({f"GAN (`{gan.name}`)": (gan_metrics, gan), f"DiffEdit (`{d.name}`)": (metrics, d)})
+    return rows, gan_metrics.get("n_anomalies") == metrics.get("n_anomalies")
+
+
+def gan_vs_diffedit_markdown(root: Path) -> str:
+    """Markdown: each shipped DiffEdit generator beside its GAN counterpart (the page's table)."""
+    from xad.cards import markdown_table
+
+    parts = []
+    for r in _records(root, "cegan/*/config.json"):
+        if r.meta.get("backend") != "diffedit" or not r.metrics:
+            continue
+        found = gan_vs_diffedit(r, roots=[root])
+        if found is not None:
+            rows, same = found
+            note = "the same test images" if same else "n differs: see the first row"
+            parts.append(f"{markdown_table(rows)}\n\n({note}; the GAN column is its card, or its "
+                         f"`metrics-n<N>.json` where the card's n differs.)")
+    body = "\n\n".join(parts) or "(no DiffEdit generator with a GAN counterpart)"
+    return body + ("\n\nFrom the shipped cards; regenerate with `python -m xad evaluate cegan --readme README.md`.")
 
 
 #: the paper's Fig. 10: AuROC (%) normal vs all anomalies of coloured MNIST

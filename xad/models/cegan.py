@@ -80,7 +80,10 @@ class CEGANConfig:
 
 
 PRESETS = {
-    "cpu": CEGANConfig(g_channels=(16, 32)),
+    # lambda_phi 5, lambda_rec 5 (the paper leaves the constants open): measured on mnist:7 against the
+    # shipped HSC detector, 3000 steps, 2000 test anomalies: target error 0.095 (lambda_phi 1 / lambda_rec 5:
+    # 0.207; lambda_phi 20: 0.106 at n = 300, FID_N 73), AuROC normal vs CE 73.8 %, FID_N 45.8
+    "cpu": CEGANConfig(g_channels=(16, 32), lambda_phi=5.0, lambda_rec=5.0),
     "tiny": CEGANConfig(g_channels=(4, 8), g_blocks=1, d_channels=(4, 8), r_channels=(4, 8)),
 }
 

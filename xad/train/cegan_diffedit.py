@@ -54,7 +54,7 @@ CACHE_DIR = CACHE_ROOT / "diffedit-psi"
 #: pixel) while a latent has 1024 elements to an image's 3072. Per element, L_phi's gradient is then
 #: ~33x L_rec's with lambda_rec = 0.3 (the GAN version: ~50-100x with lambda_rec 10-5); with
 #: lambda_rec = 5 it was ~2x and G' stayed the identity.
-LATENT_OBJECTIVE = {"lambda_rec": 0.3}
+LATENT_OBJECTIVE = {"lambda_rec": 0.3, "lambda_phi": 1.0}  # lambda_phi as G' was measured with (not the GAN preset's 5)
 
 
 @dataclass(frozen=True)
