@@ -117,7 +117,7 @@ def precision_section(meta: dict) -> str:
         return ""
     rows = "\n".join(f"| {r['id']} | {r['rho_S1']:.4f} | {r['iou_S1_fp32']:.3f} / {r['iou_S1_bf16']:.3f} | "
                      f"{r['rho_S3']:.4f} | {r['iou_S3_fp32']:.3f} / {r['iou_S3_bf16']:.3f} |" for r in a["rows"])
-    how = "native bf16" if a.get("native_bf16") else "bf16 emulated on a CPU without native bf16 (the same numbers, slower)"
+    how = "native bf16" if a.get("native_bf16") else "bf16 emulated on a CPU without native bf16: the same numbers, slower"
     verdict = ("They agree within xad's bar, so on CPUs with native bf16 (AMX) xad explains this model in bf16"
                if a["agrees"] else
                "They do not agree within xad's bar, so xad explains this model in fp32 on every CPU "
