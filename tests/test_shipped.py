@@ -102,8 +102,12 @@ def test_shipped_detector_reaches_its_card(record) -> None:  # noqa: ANN001
             assert got[key] == pytest.approx(record.metrics[key], abs=0.005), key
 
 
+#: re-evaluated: the coloured-MNIST generators and one of the twenty MNIST ones (the ten-class suite:
+#: 22 fresh evaluations would take CI past its budget; tests/test_cards.py regenerates every card)
+SUITE_SAMPLE = "cegan/mnist-7-hsc"
 GENERATORS = [m for m in list_models([WEIGHTS_DIR])[0]
-              if m.cls == "CEGAN" and m.meta.get("backend", "gan") != "diffedit"]
+              if m.cls == "CEGAN" and m.meta.get("backend", "gan") != "diffedit"
+              and (not m.name.startswith("cegan/mnist-") or m.name == SUITE_SAMPLE)]
 
 
 @pytest.mark.parametrize("record", GENERATORS, ids=lambda r: r.name)
