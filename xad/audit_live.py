@@ -41,8 +41,6 @@ def explain_image(model: torch.nn.Module, image: np.ndarray, params: AuditParams
             "verdict": verdict, "results": res, "setups": setups}
 
 
-
-
 def bf16_agreement(model: torch.nn.Module, ds, samples: int = 1000, resample: str = "nearest",  # noqa: ANN001
                    progress: Callable[[int, int], None] | None = None) -> dict:
     """bf16 against fp32 explanations (S1, S3, ``samples`` evaluations) of the first anomalous test
