@@ -89,10 +89,7 @@ def save_model(model: torch.nn.Module, folder: str | Path, *, family: str, card:
 
 def write_metrics(folder: str | Path, metrics: dict[str, Any]) -> None:
     """Replace the measured metrics in a weights folder's config.json (the tensors are untouched)."""
-    path = Path(folder) / "config.json"
-    raw = json.loads(path.read_text())
-    raw["metrics"] = metrics
-    path.write_text(json.dumps(raw, indent=2) + "\n")
+    write_entry(folder, "metrics", metrics)
 
 
 def write_entry(folder: str | Path, key: str, value: Any) -> None:
