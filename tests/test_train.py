@@ -216,3 +216,16 @@ def test_train_vaegan_init_continues_from_a_folder(tiny_industrial: Path, tiny_v
         torch.testing.assert_close(a[k].half().float() if a[k].is_floating_point() else a[k], b[k].float()
                                    if b[k].is_floating_point() else b[k])
     assert main([*base, "--steps", "1", "--init", str(tiny_vaegan), "--preset", "cpu", "--overwrite"]) == 2
+
+
+def test_dihedral_augmentation_only_turns_and_flips_pixels() -> None:
+    """The lossless profile: every output is one of the eight exact symmetries of its input
+    (90-degree turns, mirror images), never an interpolated (blurred) image."""
+    x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    out = augment(x, PROFILES["dihedral"], torch.Generator().manual_seed(3))
+    symmetries = [torch.rot90(v, k, dims=(-2, -1)) for v in (x, x.flip(-1)) for k in range(4)]
+    for i in range(8):
+        errors = [float((out[i] - s[i]).abs().max()) for s in symmetries]
+        assert min(errors) < 1e-5, errors
+    assert len({min(range(8), key=lambda j: float((out[i] - symmetries[j][i]).abs().max()))
+                for i in range(8)}) > 1  # not always the same symmetry

@@ -176,6 +176,7 @@ def _train_diffedit(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     from xad.data.semantic import OE_KINDS
+    from xad.train.augment import PROFILES
     from xad.train.vaegan import TrainSettings
 
     TRAIN_DEFAULTS = {f: getattr(TrainSettings, f) for f in  # noqa: N806 - the VAE-GAN's defaults
@@ -190,7 +191,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     vg.add_argument("--steps", type=integer(1), default=TRAIN_DEFAULTS["steps"])
     vg.add_argument("--batch-size", type=integer(1), default=TRAIN_DEFAULTS["batch_size"])
     vg.add_argument("--seed", type=integer(0), default=0)
-    vg.add_argument("--augment", choices=["object", "texture", "none"], default=TRAIN_DEFAULTS["augment"])
+    vg.add_argument("--augment", choices=list(PROFILES), default=TRAIN_DEFAULTS["augment"],
+                    help="object: turns, shifts, zoom, flips, brightness (the reference's); texture: "
+                         "small turns; dihedral: 90-degree turns and flips only (no interpolation); "
+                         "none: for parts in a fixture under fixed light (measured better there)")
     vg.add_argument("--minutes", type=number(0), default=0.0, help="stop after this wall time")
     vg.add_argument("--resize", choices=["stretch", "pad", "crop"], default="stretch",
                     help="how non-square images become square (masks follow): stretch both sides, pad the "

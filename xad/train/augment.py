@@ -24,6 +24,9 @@ class Augment:
 PROFILES = {
     "object": Augment(),  # parts that may lie in any orientation (the reference's hazelnut)
     "texture": Augment(rotation=5.0, flips=True, rot90=False),  # oriented textures (brick)
+    # the eight exact symmetries of the square (90-degree turns, flips): no interpolation, so no blur;
+    # for parts that lie in any orientation under light from any side (hexnut, washer)
+    "dihedral": Augment(rotation=0.0, shift=0.0, zoom=0.0, brightness=(1.0, 1.0), flips=True, rot90=True),
     "none": Augment(rotation=0.0, shift=0.0, zoom=0.0, brightness=(1.0, 1.0), flips=False, rot90=False),
 }
 
