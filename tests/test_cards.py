@@ -56,6 +56,10 @@ def test_metrics_table_states_n_and_the_paper() -> None:
     assert rows[1]["this model"] == 76.7 and rows[1]["paper"] == 80.8
     assert rows[2]["this model"] == 52.7 and rows[2]["paper"] == 68
     assert rows[3]["this model"] == 99.5
+    assert not any(r["metric"].startswith("target error") for r in rows)  # not measured: no row
+    calibrated = cards.metrics_table({"n_anomalies": 300, "n_normal": 300, "target_error": 0.2281}, "mnist:7", "hsc")
+    row = next(r for r in calibrated if r["metric"].startswith("target error"))
+    assert row["this model"] == "0.228" and row["paper"] is None
 
 
 def test_side_by_side_puts_each_columns_n_in_the_first_row() -> None:
