@@ -296,6 +296,16 @@ def test_commands_write_cards_and_the_bundle_explains(tiny_cf_bundle: Path, tmp_
     assert shares["red only"] + shares["both"] == pytest.approx(written["judged_routes_ce"]["k1"]["red"], abs=1e-3)
 
 
+def test_evaluation_reports_progress_per_stage(tiny_cf_bundle: Path) -> None:
+    """One call per stage, counted by hand: 2 concepts at alpha = 0, then 11 alphas x 2 concepts of
+    the calibration (no psi for the GAN version): 24 stages."""
+    from xad.counterfactual.evaluation import evaluate
+
+    calls: list[tuple[int, int]] = []
+    evaluate(cfb.load_bundle(tiny_cf_bundle), limit=10, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 24) for i in range(1, 25)]
+
+
 def test_tiles_figure_puts_each_tile_on_one_canvas() -> None:
     import base64
     import io

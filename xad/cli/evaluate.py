@@ -31,6 +31,8 @@ def _evaluate_vaegan(args: argparse.Namespace) -> int:
 
 def _evaluate_cegan(args: argparse.Namespace) -> int:
     from xad.counterfactual.bundle import load_bundle
+    from tqdm import tqdm
+
     from xad.counterfactual.evaluation import evaluate, evaluate_folder
 
     if args.readme is not None:
@@ -43,11 +45,19 @@ def _evaluate_cegan(args: argparse.Namespace) -> int:
         return 0
     if args.weights is None:
         raise UsageError("give --weights (a cegan weights folder) or --readme")
+    bar = tqdm(desc="evaluate cegan", unit="stage")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
     if args.out is None:
-        folder = evaluate_folder(args.weights, args.data, args.limit)
+        folder = evaluate_folder(args.weights, args.data, args.limit, progress=progress)
+        bar.close()
         print(json.dumps(json.loads((folder / "config.json").read_text())["metrics"], indent=2))
         return 0
-    metrics = evaluate(load_bundle(args.weights), args.data, args.limit)
+    metrics = evaluate(load_bundle(args.weights), args.data, args.limit, progress=progress)
+    bar.close()
     args.out.write_text(json.dumps(metrics, indent=2) + "\n")
     print(args.out)
     return 0

@@ -4,6 +4,7 @@ writing them into the generator's folder with its card."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +24,19 @@ from xad.weights import write_metrics
 CALIBRATION_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def calibration(b: Bundle, anomalies: np.ndarray, alphas: tuple[float, ...] = CALIBRATION_ALPHAS) -> dict:
+def calibration(b: Bundle, anomalies: np.ndarray, alphas: tuple[float, ...] = CALIBRATION_ALPHAS,
+                progress: Callable[[], None] | None = None) -> dict:
     """The curve alpha -> detector score of G(x, alpha, k) on the test anomalies, per concept.
 
     Returns ``calibration``: one row per (alpha, k) with the mean, standard deviation, median and
     target error mean |phi(G(x, alpha, k)) - alpha|; ``target_error`` (mean over every row) and
-    ``target_error_k<k>`` per concept (1-based)."""
+    ``target_error_k<k>`` per concept (1-based). ``progress()``: called after each row."""
     rows = []
     for k in range(b.concepts):
         for a in alphas:
             s = score_images(b.detector, generate(b, anomalies, a, k))
+            if progress is not None:
+                progress()
             rows.append({"alpha": a, "k": k + 1, "mean_score": round(float(s.mean()), 4),
                          "std_score": round(float(s.std()), 4), "median_score": round(float(np.median(s)), 4),
                          "target_error": round(cm.target_error(s, a), 4)})
@@ -42,7 +46,8 @@ def calibration(b: Bundle, anomalies: np.ndarray, alphas: tuple[float, ...] = CA
             **per_k}
 
 
-def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, seed: int = 0) -> dict:
+def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, seed: int = 0,
+             progress: Callable[[int, int], None] | None = None) -> dict:
     """The paper's metrics on (up to ``limit``; default 2000, 500 for DiffEdit) test anomalies and
     normal test images, alpha = 0.
 
@@ -52,7 +57,16 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
     (:func:`calibration`), where the setup has a label rule the concept-route shares, and the
     counts used. For DiffEdit also the
     plain edit psi(x)'s AuROC, mean score, MSE and SSIM, and seconds per image for psi and for G'.
+    ``progress(done, total)``: after each stage (psi for DiffEdit, each concept at alpha = 0, each
+    calibration row).
     """
+    total, done = (b.backend == "diffedit") + b.concepts * (1 + len(CALIBRATION_ALPHAS)), [0]
+
+    def step() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
     limit = limit or (500 if b.backend == "diffedit" else 2000)
     data = semantic.load_setup(b.setup, data_path or b.data_path)
     rng = np.random.default_rng(seed)
@@ -65,6 +79,7 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
         t0 = time.perf_counter()
         _, masks, edits = psi(b, anomalies)
         s_edit = score_images(b.detector, edits)
+        step()
         extra = {"seconds_psi_per_image": round((time.perf_counter() - t0) / max(1, len(anomalies)), 4),
                  "plain_edit_auroc_normal_vs_edit": round(cm.auroc_normal_vs_ce(s_normal, s_edit), 4),
                  "plain_edit_mean_score": round(float(s_edit.mean()), 4),
@@ -81,6 +96,7 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
         ces.append(ce)
         logits.append(concept_logits(b, anomalies, ce))
         ks.append(np.full(len(ce), k))
+        step()
     all_ce = np.concatenate(ces)
     seconds_g = (time.perf_counter() - t0) / max(1, len(all_ce))  # includes scoring and R
     s_all = score_images(b.detector, all_ce)
@@ -103,7 +119,7 @@ def evaluate(b: Bundle, data_path: str | None = None, limit: int | None = None, 
         out["fid_anomalies_normal"] = round(cm.fid(f_anom, f_norm), 3)
         out["feature_extractor"] = b.features_record.name
         out.update(judged_normal(b, normal, anomalies, ces))
-    out.update(calibration(b, anomalies))
+    out.update(calibration(b, anomalies, progress=step))
     return out
 
 
@@ -136,10 +152,11 @@ def judged_normal(b: Bundle, normal: np.ndarray, anomalies: np.ndarray, ces: lis
     return out
 
 
-def evaluate_folder(folder: str | Path, data_path: str | None = None, limit: int | None = None) -> Path:
+def evaluate_folder(folder: str | Path, data_path: str | None = None, limit: int | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Path:
     """Measure a generator folder and write the metrics into its config.json and card."""
     b = load_bundle(folder)
-    metrics = evaluate(b, data_path, limit)
+    metrics = evaluate(b, data_path, limit, progress=progress)
     write_metrics(folder, metrics)
     write_card(folder)
     return Path(folder)
