@@ -30,9 +30,9 @@ def _evaluate_vaegan(args: argparse.Namespace) -> int:
 
 
 def _evaluate_cegan(args: argparse.Namespace) -> int:
-    from xad.counterfactual.bundle import load_bundle
     from tqdm import tqdm
 
+    from xad.counterfactual.bundle import load_bundle
     from xad.counterfactual.evaluation import evaluate, evaluate_folder
 
     if args.readme is not None:
