@@ -177,6 +177,38 @@ def test_class_partners_by_hand() -> None:
     assert other.tolist() == [5, 2, 0, 5]
 
 
+def test_pair_jitter_shifts_each_partner_within_its_bound() -> None:
+    from xad.train.ldm import LDMSettings, jitter
+
+    x = torch.zeros(64, 3, 9, 9)
+    x[:, :, 4, 4] = 1.0  # one bright pixel in the centre of every image
+    y = jitter(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.sum().item() == 64 * 3  # a shift by <= 2 keeps the pixel inside
+    where = [tuple(int(v) - 4 for v in torch.nonzero(y[i, 0])[0]) for i in range(64)]
+    assert all(max(abs(dy), abs(dx)) <= 2 for dy, dx in where) and len(set(where)) > 12  # all 25 shifts likely
+    assert torch.equal(y[:, 0], y[:, 2])  # every channel moves together
+    again = jitter(x, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(y, again) and jitter(x, 0, torch.Generator()) is x
+    edge = torch.zeros(1, 1, 5, 5)
+    edge[0, 0, 0, 0] = 1.0
+    moved = jitter(edge.expand(40, 1, 5, 5).contiguous(), 1, torch.Generator().manual_seed(1))
+    assert sorted({m.sum().item() for m in moved}) == [0.0, 1.0]  # shifted off the border: gone, not wrapped
+    with pytest.raises(DataError, match="jitter"):
+        LDMSettings(pair_jitter=8)
+    from xad import ldm_report as rep
+    from xad.train.ldm import augment_partners
+
+    digit = torch.zeros(4, 3, 32, 32)
+    digit[:, :, 8:24, 14:18] = 1.0  # a vertical bar
+    assert augment_partners(digit, LDMSettings(), torch.Generator()) is digit
+    turned = augment_partners(digit, LDMSettings(pair_affine=True), torch.Generator().manual_seed(0))
+    assert torch.equal(turned, augment_partners(digit, LDMSettings(pair_affine=True), torch.Generator().manual_seed(0)))
+    assert (turned - digit).abs().amax(dim=(1, 2, 3)).min().item() > 0.5  # every partner moved
+    assert rep.pair_augmentation({}) == "" and rep.pair_augmentation({"pair_jitter": 0, "pair_affine": False}) == ""
+    words = rep.pair_augmentation({"pair_jitter": 3, "pair_affine": True})
+    assert "up to 15 degrees" in words and "by up to 3 pixels" in words and "not the paper's" in words
+
+
 def test_classifier_alone_on_class_pairs_from_a_trained_folder(tiny_ldm: Path, tmp_path: Path) -> None:
     """--from-weights keeps the VQ + UNet bit for bit and trains only the classifier, on class pairs."""
     from safetensors.torch import load_file

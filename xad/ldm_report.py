@@ -164,6 +164,14 @@ def negatives_description(s: dict) -> str:
             "the paper's are DDPM)")
 
 
+def pair_augmentation(s: dict) -> str:
+    """The card's words for the training pairs' augmentation (xad's, not the paper's), "" without."""
+    parts = (["turned (up to 15 degrees), shifted and zoomed (up to 10 %)"] if s.get("pair_affine") else []) + \
+        ([f"shifted by up to {s['pair_jitter']} pixels"] if s.get("pair_jitter") else [])
+    return (f" in training the partner of every pair (reconstruction or negative) is {' and '.join(parts)} at "
+            "random (`--pair-affine`, `--pair-jitter`; xad's augmentation, not the paper's);" if parts else "")
+
+
 #: short names of the classifier's pairs, for the page's model picker and header
 PAIRS_LABELS = {"noise": "the paper's pairs", "others": "pairs with other images' reconstructions (extension)",
                 "classes": "class-labelled pairs (extension)"}
@@ -211,7 +219,7 @@ reconstruction from t = {c['t_default']} show the same class. Score = the classi
   (batch {s.get('batch_size')}), classifier {clf.get('steps_run')} of at most {s.get('clf_steps')} (kept: step
   {clf.get('best_step')}, the lowest held-out loss {clf.get('heldout_loss')}; label smoothing {s.get('label_smoothing')})
 - **Classifier pairs:** positives = {s.get('clf_pool')} training images with their reconstruction from
-  t = {c['t_default']} ({str(s.get('sampler', 'ddpm')).upper()} ancestral sampling); negatives = {neg};
+  t = {c['t_default']} ({str(s.get('sampler', 'ddpm')).upper()} ancestral sampling); negatives = {neg};{pair_augmentation(s)}
   held out: {s.get('holdout_pairs')} of {meta.get('holdout_images')} normal training images kept out of every stage
 - **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min training on {meta.get('threads')} thread(s), fp32
   ({stages}pairs {stage.get('pairs', 0) / 60:.1f}, classifier {stage.get('classifier', 0) / 60:.1f} min);

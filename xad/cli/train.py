@@ -153,7 +153,9 @@ def _train_ldm(args: argparse.Namespace) -> int:
                            clf_batch_size=args.batch_size, clf_pool=args.clf_pool, negatives=args.negatives,
                            negative_kind=args.negative_kind,
                            holdout=args.holdout, holdout_pairs=min(args.holdout_pairs, args.holdout),
-                           label_smoothing=args.label_smoothing, latent_scaling=args.latent_scaling,
+                           label_smoothing=args.label_smoothing, pair_jitter=args.pair_jitter,
+                           pair_affine=args.pair_affine,
+                           latent_scaling=args.latent_scaling,
                            latent_target_std=args.latent_target_std, sampler=args.sampler,
                            negative_sampler=args.negative_sampler, t=args.t, seed=args.seed)
     folder = run(setting, args.out, settings, args.preset, args.data, command=_command(args),
@@ -311,6 +313,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--holdout", type=integer(2), default=1000, help="normal training images kept out of every stage")
     ld.add_argument("--holdout-pairs", type=integer(2), default=200, help="of them, paired for early stopping")
     ld.add_argument("--label-smoothing", type=number(0, 1), default=0.0)
+    ld.add_argument("--pair-affine", action="store_true",
+                    help="also turn (up to 15 degrees), shift and zoom (up to 10 %%) the partner of every training pair")
+    ld.add_argument("--pair-jitter", type=integer(0, 7), default=0,
+                    help="shift the partner of every training pair by up to this many pixels (0-7), so "
+                         "that pixel alignment alone cannot tell a reconstruction from a sample (0: none)")
     ld.add_argument("--latent-scaling", choices=["none", "unit", "std"], default="none",
                     help="none: the VQ's unscaled latents; unit: rescaled to unit std (Stable Diffusion); "
                          "std: rescaled to --latent-target-std")

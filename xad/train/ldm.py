@@ -17,8 +17,10 @@
    reconstruction of an image of another normal class), a classifier that has to judge class, not
    alignment. It uses the normal classes' labels, which the paper's recipe does not.
 
-``from_weights``: reuse a trained folder's VQ autoencoder, latent scale and UNet (and its held-out
-split) and train the classifier stage alone, e.g. to compare negatives on the same diffusion model.
+``pair_jitter`` / ``pair_affine``: xad's augmentation of the training pairs' partners (measured on all
+ten digits, no gain over the seed's spread: docs/DESIGN-NOTES.md). ``from_weights``: reuse a trained
+folder's VQ autoencoder, latent scale and UNet (and its held-out split) and train the classifier stage
+alone, e.g. to compare negatives on the same diffusion model.
 
 A held-out share of the normal training images is kept out of every stage. Progress bars per
 stage; seeds everywhere. Evaluation is separate (:func:`xad.ldm_report.evaluate_folder`; the CLI chains
@@ -45,6 +47,7 @@ from xad.data.transforms import DataError
 from xad.models.ldm import PRESETS, SAMPLERS, LatentDiffusionAD
 from xad.precision import bf16_is_fast
 from xad.tensors import to_tensor
+from xad.train.augment import Augment, augment
 from xad.weights import load_model, save_model
 
 NEGATIVES = ("noise", "others", "classes")
@@ -68,6 +71,8 @@ class LDMSettings:
     holdout: int = 1000  # normal training images kept out of every stage (early stopping)
     holdout_pairs: int = 200  # of them, reconstructed for the held-out loss (and as many / 2 samples)
     label_smoothing: float = 0.0
+    pair_jitter: int = 0  # training pairs: the partner shifted by up to this many pixels (0: none)
+    pair_affine: bool = False  # training pairs: the partner also turned, shifted and zoomed a little
     eval_every: int = 50
     patience: int = 4  # held-out checks without improvement before stopping
     sampler: str = "ddpm"  # reverse process for the classifier's pairs
@@ -93,6 +98,8 @@ class LDMSettings:
             raise DataError("steps, pools and batch sizes must be positive")
         if self.t is not None and self.t < 1:
             raise DataError("t must be positive")
+        if not 0 <= self.pair_jitter < 8:
+            raise DataError("the pair jitter must be 0 to 7 pixels")
 
 
 def _autocast(s: LDMSettings):  # noqa: ANN202
@@ -199,6 +206,28 @@ def class_partners(y: np.ndarray, i: np.ndarray, keep: np.ndarray, pick: np.ndar
     return same, other
 
 
+def jitter(x: torch.Tensor, pixels: int, g: torch.Generator) -> torch.Tensor:
+    """Each image of x (B, C, H, W) shifted by its own random (dy, dx) in [-pixels, pixels], the
+    uncovered border filled with 0 (MNIST's background)."""
+    if pixels == 0:
+        return x
+    b, _, h, w = x.shape
+    padded = F.pad(x, (pixels, pixels, pixels, pixels))
+    dy, dx = (torch.randint(0, 2 * pixels + 1, (2, b), generator=g)).tolist()
+    return torch.stack([padded[i, :, dy[i]: dy[i] + h, dx[i]: dx[i] + w] for i in range(b)])
+
+
+#: the partner's small random affine change with ``pair_affine`` (turn, shift and zoom; no flips, no brightness)
+PAIR_AFFINE = Augment(rotation=15.0, shift=0.1, zoom=0.1, brightness=(1.0, 1.0), flips=False, rot90=False)
+
+
+def augment_partners(other: torch.Tensor, s: LDMSettings, g: torch.Generator) -> torch.Tensor:
+    """The training pairs' partners (reconstructions and negatives alike) as ``s`` asks: affine, then shift."""
+    if s.pair_affine:
+        other = augment(other, PAIR_AFFINE, g)
+    return jitter(other, s.pair_jitter, g)
+
+
 def _pair_batch(p: Pairs, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n positives and n negatives; "others" negatives never pair an image with its own reconstruction."""
     if p.y is not None:  # "classes": both partners are reconstructions, chosen by class
@@ -241,6 +270,7 @@ def train_classifier(model: LatentDiffusionAD, fit: Pairs, held: Pairs, s: LDMSe
     for step in tqdm(range(1, s.clf_steps + 1), desc="ldm 3/3: same-class classifier", mininterval=5):
         model.classifier.train()
         x, other, labels = _pair_batch(fit, half, g)
+        other = augment_partners(other, s, g)
         with _autocast(s):
             logits = model.pair_logits(x, other)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=s.label_smoothing)
