@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -268,6 +269,9 @@ def test_trained_folder_has_card_sweep_and_every_auroc(tiny_ldm: Path) -> None:
     from xad import ldm_report
 
     assert ldm_report.diagnosis(m).startswith("Class-change reference") and ldm_report.diagnosis(m) in card
+    for bf16, words in ((True, "thread(s), bf16 autocast"), (False, "thread(s), fp32")):  # the precision it ran in
+        meta = r.meta | {"train_settings": r.meta["train_settings"] | {"bf16": bf16}}
+        assert words in ldm_report.card(dataclasses.replace(r, meta=meta), pd.DataFrame())
     table = ldm.load_sweep(tiny_ldm, ldm.sweep_params(limit=4))
     assert list(table["t"]) == list(ldm.sweep_ts(ldm.load(tiny_ldm)[0], 100)) and len(table) == 11
     assert {"drift_normal", "drift_anomalous", "auroc_latent"} <= set(table.columns)

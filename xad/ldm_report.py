@@ -221,7 +221,7 @@ reconstruction from t = {c['t_default']} show the same class. Score = the classi
 - **Classifier pairs:** positives = {s.get('clf_pool')} training images with their reconstruction from
   t = {c['t_default']} ({str(s.get('sampler', 'ddpm')).upper()} ancestral sampling); negatives = {neg};{pair_augmentation(s)}
   held out: {s.get('holdout_pairs')} of {meta.get('holdout_images')} normal training images kept out of every stage
-- **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min training on {meta.get('threads')} thread(s), fp32
+- **CPU wall time:** {meta.get('train_seconds', 0) / 60:.1f} min training on {meta.get('threads')} thread(s), {'bf16 autocast' if s.get('bf16') else 'fp32'}
   ({stages}pairs {stage.get('pairs', 0) / 60:.1f}, classifier {stage.get('classifier', 0) / 60:.1f} min);
   evaluation {m.get('eval_seconds', 0) / 60:.1f} min
 - **Weights:** fp16 safetensors (loaded as fp32){_reused(meta)}
