@@ -154,8 +154,7 @@ def _train_ldm(args: argparse.Namespace) -> int:
                            negative_kind=args.negative_kind,
                            holdout=args.holdout, holdout_pairs=min(args.holdout_pairs, args.holdout),
                            label_smoothing=args.label_smoothing, pair_jitter=args.pair_jitter,
-                           pair_affine=args.pair_affine,
-                           latent_scaling=args.latent_scaling,
+                           pair_affine=args.pair_affine, latent_scaling=args.latent_scaling,
                            latent_target_std=args.latent_target_std, sampler=args.sampler,
                            negative_sampler=args.negative_sampler, t=args.t, seed=args.seed)
     folder = run(setting, args.out, settings, args.preset, args.data, command=_command(args),
