@@ -227,6 +227,11 @@ def test_classifier_alone_on_class_pairs_from_a_trained_folder(tiny_ldm: Path, t
     assert a.keys() == b.keys()
     changed = {k.split(".")[0] for k in a if not torch.equal(a[k], b[k])}
     assert changed == {"classifier"}
+    # it continues from the folder's classifier (4 Adam steps at lr 1e-3 move a weight by about 4e-3;
+    # a fresh initialisation would differ by tenths), as the card says
+    convs = [k for k in a if k.startswith("classifier") and a[k].ndim == 4]
+    assert convs and max((a[k].float() - b[k].float()).abs().max().item() for k in convs) < 0.01
+    assert "starting from that folder's trained classifier" in (out / "card.md").read_text()
     r = read_record(out)
     assert r.meta["reused_from"]["folder"].endswith("tiny") and r.meta["train_settings"]["holdout"] == 20
     assert ldm_report.extension(r) and not ldm_report.extension(read_record(tiny_ldm))

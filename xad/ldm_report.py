@@ -249,7 +249,8 @@ def _reused(meta: dict) -> str:
     st = r.get("stage_seconds", {})
     return (f"\n- **VQ autoencoder and UNet:** those of `{r.get('folder')}` (trained by `{r.get('command')}`, "
             f"VQ {st.get('vq', 0) / 60:.1f} + UNet {st.get('unet', 0) / 60:.1f} min); only the classifier was "
-            "trained here, and the times above are its stage's")
+            "trained here, starting from that folder's trained classifier (not a fresh initialisation), and the "
+            "times above are its stage's")
 
 
 def extension(record: ModelRecord) -> bool:

@@ -308,7 +308,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "images' classes, same class vs another class (an extension: uses those labels)")
     ld.add_argument("--from-weights", type=existing_folder, default=None,
                     help="reuse this ldm folder's VQ autoencoder and UNet (its held-out split and seed) "
-                         "and train the same-class classifier alone")
+                         "and train the same-class classifier alone, continuing from that folder's classifier weights")
     ld.add_argument("--holdout", type=integer(2), default=1000, help="normal training images kept out of every stage")
     ld.add_argument("--holdout-pairs", type=integer(2), default=200, help="of them, paired for early stopping")
     ld.add_argument("--label-smoothing", type=number(0, 1), default=0.0)

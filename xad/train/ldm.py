@@ -20,7 +20,7 @@
 ``pair_jitter`` / ``pair_affine``: xad's augmentation of the training pairs' partners (measured on all
 ten digits, no gain over the seed's spread: docs/DESIGN-NOTES.md). ``from_weights``: reuse a trained
 folder's VQ autoencoder, latent scale and UNet (and its held-out split) and train the classifier stage
-alone, e.g. to compare negatives on the same diffusion model.
+alone, continuing from that folder's classifier weights, e.g. to compare negatives on one diffusion model.
 
 A held-out share of the normal training images is kept out of every stage. Progress bars per
 stage; seeds everywhere. Evaluation is separate (:func:`xad.ldm_report.evaluate_folder`; the CLI chains
