@@ -14,7 +14,7 @@ Also the CPU, its flags, torch threads and the load average before and after (an
 process on the machine slows torch far more than the other backends).
 
     .venv/bin/python bench/explain.py [--n 5000] [--json] [--backends torch,openvino,onnxruntime]
-                                      [--setups S1,S2,S3,S4] [--weights weights/vaegan/xad-hexnut-cpu]
+                                      [--setups S1,S2,S3,S4] [--weights weights/vaegan/xad-tablet-cpu]
                                       [--probe 512]  (ms per image of every installed backend)
 """
 
@@ -95,8 +95,8 @@ def readme_table(info: dict, source: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5000, help="LIME samples / SHAP and ShapBPT evaluations")
-    ap.add_argument("--weights", default="weights/vaegan/xad-hexnut-cpu")
-    ap.add_argument("--category", default="hexnut")
+    ap.add_argument("--weights", default="weights/vaegan/xad-tablet-cpu")
+    ap.add_argument("--category", default="tablet")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--setups", default="S1,S2,S3,S4")
     ap.add_argument("--backends", default=",".join(backends.installed()))

@@ -2,7 +2,7 @@
 category's train/good images) exported to ONNX with anomalib's output names, audited beside the
 shipped VAE-GAN with the same parameters: image AUROC and mean max-IoU per setup, one JSON.
 
-    .venv/bin/python bench/external_detector.py --category hexnut --limit 0 --samples 1000
+    .venv/bin/python bench/external_detector.py --category tablet --limit 0 --samples 1000
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from xad.weights import load_model  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--category", default="hexnut")
+    p.add_argument("--category", default="tablet")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--bank", type=int, default=8192)
     p.add_argument("--setups", default="S1,S3")

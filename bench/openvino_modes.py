@@ -8,7 +8,7 @@ compares, on one batch of 64 images of 128 px (what the explainers send), interl
 - throughput2x2: the same in four quarters, two at a time.
 Prints the median ms per image of each and the largest output difference between the modes.
 
-    .venv/bin/python bench/openvino_modes.py [--weights weights/vaegan/xad-hexnut-cpu] [--reps 8]
+    .venv/bin/python bench/openvino_modes.py [--weights weights/vaegan/xad-tablet-cpu] [--reps 8]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main() -> None:
     import openvino as ov
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", default="weights/vaegan/xad-hexnut-cpu")
+    ap.add_argument("--weights", default="weights/vaegan/xad-tablet-cpu")
     ap.add_argument("--reps", type=int, default=8)
     args = ap.parse_args()
     model = load_model(args.weights)[0]

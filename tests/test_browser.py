@@ -262,7 +262,7 @@ def test_runs_page_compares_two_audits(page, server: str) -> None:  # noqa: ANN0
     from xad.runs import AUDIT_CACHE
 
     for name, k in (("browser-A", "20"), ("browser-B", "40")):  # the newest two: the page's default pair
-        assert main(["audit", "--category", "hexnut", "--weights", str(ROOT / "weights/vaegan/xad-hexnut-cpu"),
+        assert main(["audit", "--category", "tablet", "--weights", str(ROOT / "weights/vaegan/xad-tablet-cpu"),
                      "--setups", "S1", "--samples", "50", "--segments", k, "--limit", "4",
                      "--out", str(AUDIT_CACHE / name)]) == 0
     page.goto(f"{server}/runs")

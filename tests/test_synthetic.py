@@ -122,3 +122,40 @@ def test_capsule_has_two_colours_and_its_outline_on_the_edge() -> None:
     for defect in synthetic.CATEGORIES["capsule"].defects:
         img, mask = synthetic.render("capsule", "test", defect, 0)
         assert img.shape == (128, 128, 3) and mask.any(), defect
+
+
+def test_bottle_is_glass_around_a_dark_mouth_that_takes_no_defect() -> None:
+    rng = np.random.default_rng(np.random.SeedSequence([0, 4]))
+    scene = synthetic.bottle_scene(rng)
+    centre = scene.outline[:, :2].mean(axis=0)
+    radius = np.hypot(*(scene.outline[:, :2] - centre).T).mean()
+    cy, cx = np.round(centre).astype(int)
+    assert scene.image.shape == (256, 256, 3) and scene.outline.shape == (40, 4)
+    np.testing.assert_allclose(np.hypot(*scene.outline[:, 2:].T), 1.0, atol=1e-5)
+    assert scene.support[cy, cx] == 0 and scene.support[cy, int(cx + 0.6 * radius)] == 1
+    assert scene.support[cy, int(cx + radius + 3)] == 0  # nor the tray
+    glass = scene.image[scene.support > 0.99].mean(axis=0)
+    assert scene.image[cy - 5:cy + 6, cx - 5:cx + 6].mean() < glass.mean() - 0.3  # the dark mouth
+    assert glass[1] > glass[0] and glass[1] > glass[2]  # green glass
+    for defect in synthetic.CATEGORIES["bottle"].defects:
+        img, mask = synthetic.render("bottle", "test", defect, 0)
+        ring = np.hypot(*np.mgrid[0:128, 0:128] - centre[:, None, None] / 2)
+        assert mask.any() and not (mask & (ring < 0.38 * radius / 2 - 2)).any(), defect
+
+
+def test_screwcap_is_a_yellow_disc_with_a_groove_and_a_gate() -> None:
+    rng = np.random.default_rng(np.random.SeedSequence([0, 5]))
+    scene = synthetic.screwcap_scene(rng)
+    centre = scene.outline[:, :2].mean(axis=0)
+    radius = np.hypot(*(scene.outline[:, :2] - centre).T).mean()
+    cy, cx = np.round(centre).astype(int)
+    assert scene.image.shape == (256, 256, 3) and scene.outline.shape == (40, 4)
+    face = scene.image[scene.support > 0.99]
+    assert (face[:, 0] > face[:, 2] + 0.3).mean() > 0.95  # yellow plastic
+    ring = np.hypot(*np.mgrid[0:256, 0:256] - centre[:, None, None])
+    top = np.median(scene.image[(ring > 0.55 * radius) & (ring < 0.65 * radius)][:, 0])
+    groove = np.median(scene.image[np.abs(ring - 0.72 * radius) < 0.5][:, 0])
+    assert groove < top - 0.05 and scene.image[cy, cx, 0] < top - 0.03  # the groove and the gate are darker
+    for defect in synthetic.CATEGORIES["screwcap"].defects:
+        img, mask = synthetic.render("screwcap", "test", defect, 0)
+        assert img.shape == (128, 128, 3) and mask.any(), defect

@@ -90,7 +90,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         dest="action", required=True)
     gen = data.add_parser("generate", help="write the synthetic industrial set (MVTec layout)")
     gen.add_argument("--out", type=output_folder, required=True)
-    gen.add_argument("--category", action="append", help="hexnut, washer, brick (default: all)")
+    gen.add_argument("--category", action="append", help="hexnut, washer, tablet, capsule, bottle, screwcap, brick (default: all)")
     gen.add_argument("--n-train", type=integer(1), default=200)
     gen.add_argument("--n-test-good", type=integer(1), default=20)
     gen.add_argument("--n-per-defect", type=integer(1), default=10)

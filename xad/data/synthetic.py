@@ -1,6 +1,8 @@
 """A deterministic generator of an industrial defect set in the MVTec AD layout.
 
-Three categories at 128 px (rendered at 2x and box-downsampled, so edges are anti-aliased):
+Categories at 128 px (rendered at 2x and box-downsampled, so edges are anti-aliased); the objects in
+an inspection fixture (``tablet``, ``capsule``, ``bottle``, ``screwcap``) are in
+:mod:`xad.data.scenes`:
 - ``hexnut``: a machined steel hex nut on a dark conveyor, varying pose, position, size and light;
   defects crack, cut, hole, print, scratch (painted on the nut's face or edge);
 - ``washer``: a flat steel washer on the same conveyor, varying position, size, ring width and
@@ -23,37 +25,12 @@ from PIL import Image
 from scipy import ndimage
 
 from xad.data import defects
+from xad.data.scenes import (WORK, Scene, conveyor, smooth_noise, bottle_scene, capsule_scene,
+                              screwcap_scene, tablet_scene)
 from xad.tensors import to_uint8
 
-WORK = 256  # working resolution (2x the output)
 SIZE = 128
 MASK_LEVEL = 0.2
-
-
-@dataclass(frozen=True)
-class Scene:
-    """A rendered normal scene at WORK px: image (H, W, 3) float32 in [0, 1] plus what painters
-    need: ``support`` (H, W) where defects may go, ``background`` (H, W, 3) and the object's
-    ``outline`` as (y, x) points with inward normals (object categories only)."""
-
-    image: np.ndarray
-    support: np.ndarray
-    background: np.ndarray
-    outline: np.ndarray | None = None  # (P, 4): y, x, inward_y, inward_x
-
-
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    n = ndimage.gaussian_filter(rng.normal(0, 1, shape).astype(np.float32), sigma)
-    return n / (n.std() + 1e-6)
-
-
-def _conveyor(rng: np.random.Generator, light: np.ndarray) -> np.ndarray:
-    """Dark grey conveyor belt with fine grain and a light gradient. (H, W, 3)."""
-    yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32) / WORK - 0.5
-    base = rng.uniform(0.24, 0.32) + 0.05 * (yy * light[0] + xx * light[1])
-    grain = 0.018 * _smooth_noise(rng, (WORK, WORK), 0.8) + 0.02 * _smooth_noise(rng, (WORK, WORK), 18)
-    tint = np.array([0.97, 1.0, 1.05], dtype=np.float32)
-    return np.clip((base + grain)[..., None] * tint, 0, 1)
 
 
 def _hex_distance(yy: np.ndarray, xx: np.ndarray, apothem: float, theta: float) -> np.ndarray:
@@ -69,7 +46,7 @@ def hexnut_scene(rng: np.random.Generator) -> Scene:
     """A steel hex nut with chamfer, thread and brushed face, lit from a random direction."""
     light_angle = rng.uniform(0, 2 * np.pi)
     light = np.array([np.sin(light_angle), np.cos(light_angle)], dtype=np.float32)
-    background = _conveyor(rng, light)
+    background = conveyor(rng, light)
     centre = WORK / 2 + rng.uniform(-12, 12, size=2)
     radius = rng.uniform(84, 94)  # circumradius at WORK px
     apothem, theta = radius * np.cos(np.pi / 6), rng.uniform(0, np.pi / 3)
@@ -81,7 +58,7 @@ def hexnut_scene(rng: np.random.Generator) -> Scene:
     hole = np.clip(r_hole + 0.5 - r, 0, 1)
     # 1. shading: brushed face, chamfer facets, thread rings, specular highlight
     steel = rng.uniform(0.56, 0.68)
-    brushed = 0.035 * _smooth_noise(rng, (WORK, WORK), 0.7) * np.abs(np.sin(3 * phi + r / 9))
+    brushed = 0.035 * smooth_noise(rng, (WORK, WORK), 0.7) * np.abs(np.sin(3 * phi + r / 9))
     facing = np.cos(phi - np.arctan2(light[0], light[1]))
     face = steel + 0.06 * facing * (r / radius) + brushed
     chamfer = np.clip(r - r_face + 0.5, 0, 1)
@@ -122,7 +99,7 @@ def washer_scene(rng: np.random.Generator) -> Scene:
     varying position, size, ring width and light: a smooth object, as the VAE-GAN's paper data."""
     light_angle = rng.uniform(0, 2 * np.pi)
     light = np.array([np.sin(light_angle), np.cos(light_angle)], dtype=np.float32)
-    background = _conveyor(rng, light)
+    background = conveyor(rng, light)
     centre = WORK / 2 + rng.uniform(-12, 12, size=2)
     r_out = rng.uniform(86, 96)
     r_in = r_out * rng.uniform(0.34, 0.40)
@@ -132,7 +109,7 @@ def washer_scene(rng: np.random.Generator) -> Scene:
     ring = np.clip(r_out + 0.5 - r, 0, 1) * np.clip(r - r_in + 0.5, 0, 1)
     facing = np.cos(phi - np.arctan2(light[0], light[1]))
     steel = rng.uniform(0.58, 0.70)
-    lapping = 0.012 * _smooth_noise(rng, (WORK, WORK), 1.2) + 0.01 * np.sin(r * 0.9 + rng.uniform(0, 6))
+    lapping = 0.012 * smooth_noise(rng, (WORK, WORK), 1.2) + 0.01 * np.sin(r * 0.9 + rng.uniform(0, 6))
     face = steel + 0.05 * facing * (r - r_in) / (r_out - r_in) + lapping
     bevel = 6.0  # chamfer width at WORK px, outer and inner edge
     outer = np.clip((r - (r_out - bevel)) / bevel, 0, 1)
@@ -153,94 +130,6 @@ def washer_scene(rng: np.random.Generator) -> Scene:
                         -np.sin(angles), -np.cos(angles)], 1).astype(np.float32)
     return Scene(np.clip(image, 0, 1).astype(np.float32), support, belt, outline)
 
-
-def tablet_scene(rng: np.random.Generator) -> Scene:
-    """A round, biconvex white pharmaceutical tablet with a score line in an inspection fixture, as
-    MVTec AD's pill: position within +-3 px, score line within +-10 degrees of horizontal, size
-    and the light's direction and strength vary a little."""
-    light_angle = rng.uniform(-2.6, -2.0)  # from the upper left, give or take 17 degrees
-    light = np.array([np.sin(light_angle), np.cos(light_angle)], dtype=np.float32)
-    background = _conveyor(rng, light) * np.array([0.85, 0.92, 1.05], dtype=np.float32)
-    centre = WORK / 2 + rng.uniform(-3, 3, size=2)
-    radius = rng.uniform(76, 80)
-    yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32)
-    yy, xx = yy - centre[0], xx - centre[1]
-    r, phi = np.hypot(yy, xx), np.arctan2(yy, xx)
-    body = np.clip(radius + 0.5 - r, 0, 1)
-    facing = np.cos(phi - np.arctan2(light[0], light[1]))
-    # 1. a dome lit from one side, a darker rim band, a fine powder grain
-    dome = 0.07 * facing * np.clip(r / radius, 0, 1) ** 1.5
-    bevel = 7.0
-    rim = np.clip((r - (radius - bevel)) / bevel, 0, 1)
-    grain = 0.012 * _smooth_noise(rng, (WORK, WORK), 0.9)
-    shade = rng.uniform(0.80, 0.88) + dome - 0.10 * rim + 0.06 * rim * facing + grain
-    # 2. the score line: a groove through the centre, lit on one flank
-    theta = np.deg2rad(rng.uniform(-10, 10))
-    across = xx * np.sin(theta) - yy * np.cos(theta)
-    along = np.abs(xx * np.cos(theta) + yy * np.sin(theta))
-    reach = np.clip((radius * 0.86 - along) / 6.0, 0, 1)
-    flank = np.sign(np.sin(theta - np.arctan2(light[0], light[1]))) or 1.0
-    groove = np.exp(-across ** 2 / (2 * 2.2 ** 2)) * reach
-    lit = np.exp(-(across - flank * 3.0) ** 2 / (2 * 1.5 ** 2)) * reach
-    shade = shade - 0.16 * groove + 0.05 * lit
-    colour = np.array([0.99, 0.97, 0.92], dtype=np.float32) * rng.uniform(0.98, 1.02, 3)
-    shadow = ndimage.gaussian_filter(ndimage.shift(body, light * -6, order=1), 5)
-    tray = background * (1 - 0.5 * shadow)[..., None]
-    pill = np.clip(shade[..., None] * colour, 0, 1)
-    image = tray * (1 - body[..., None]) + pill * body[..., None]
-    image *= rng.uniform(0.96, 1.04)
-    support = body.astype(np.float32)  # face and rim: chips (cuts) start at the edge
-    angles = np.linspace(0, 2 * np.pi, 36, endpoint=False)
-    outline = np.stack([centre[0] + radius * np.sin(angles), centre[1] + radius * np.cos(angles),
-                        -np.sin(angles), -np.cos(angles)], 1).astype(np.float32)
-    return Scene(np.clip(image, 0, 1).astype(np.float32), support, tray, outline)
-
-
-def capsule_scene(rng: np.random.Generator) -> Scene:
-    """A two-tone hard-gelatin capsule (orange cap to the right, ivory body) in an inspection
-    fixture, as MVTec AD's capsule: position within +-3 px, tilt within +-3 degrees, length, width
-    and the light's direction and strength vary a little. A glossy cylinder with a seam."""
-    light_angle = rng.uniform(-2.6, -2.0)  # from the upper left, give or take 17 degrees
-    light = np.array([np.sin(light_angle), np.cos(light_angle)], dtype=np.float32)
-    background = _conveyor(rng, light) * np.array([0.85, 0.92, 1.05], dtype=np.float32)
-    centre = WORK / 2 + rng.uniform(-3, 3, size=2)
-    half_len, rad = rng.uniform(88, 92), rng.uniform(31, 33)
-    tilt = np.deg2rad(rng.uniform(-3, 3))
-    yy, xx = np.mgrid[0:WORK, 0:WORK].astype(np.float32)
-    yy, xx = yy - centre[0], xx - centre[1]
-    u = xx * np.cos(tilt) + yy * np.sin(tilt)  # along the capsule
-    v = -xx * np.sin(tilt) + yy * np.cos(tilt)  # across it
-    core = half_len - rad
-    d = np.hypot(np.clip(np.abs(u) - core, 0, None), v) - rad  # a stadium (capsule) field
-    body = np.clip(0.5 - d, 0, 1)
-    # 1. cylinder shading across v (rounded ends), a specular streak toward the light
-    across = np.clip(v / rad, -1, 1)
-    normal_v = across * np.where(np.abs(u) > core, 0.6, 1.0)
-    light_v = -light[1] * np.sin(tilt) + light[0] * np.cos(tilt)
-    shade = 0.78 + 0.12 * normal_v * light_v - 0.18 * across ** 4
-    streak = 0.16 * np.exp(-(across + 0.45 * light_v) ** 2 / (2 * 0.12 ** 2)) * np.clip((half_len - 10 - np.abs(u)) / 10, 0, 1)
-    shade = shade + streak + 0.01 * _smooth_noise(rng, (WORK, WORK), 1.0)
-    # 2. the cap covers the right end; a thin seam where it overlaps the body
-    seam_at = rng.uniform(0.05, 0.15) * half_len
-    cap = np.clip(u - seam_at + 0.5, 0, 1)
-    orange = np.array([0.93, 0.45, 0.16], dtype=np.float32) * rng.uniform(0.96, 1.04, 3)
-    ivory = np.array([0.95, 0.92, 0.82], dtype=np.float32) * rng.uniform(0.98, 1.02, 3)
-    colour = ivory * (1 - cap[..., None]) + orange * cap[..., None]
-    seam = np.exp(-(u - seam_at) ** 2 / (2 * 1.2 ** 2))
-    shade = shade - 0.12 * seam
-    shadow = ndimage.gaussian_filter(ndimage.shift(body, light * -6, order=1), 5)
-    tray = background * (1 - 0.5 * shadow)[..., None]
-    shell = np.clip(shade[..., None] * colour, 0, 1)
-    image = tray * (1 - body[..., None]) + shell * body[..., None]
-    image *= rng.uniform(0.96, 1.04)
-    support = body.astype(np.float32)
-    pu = np.concatenate([np.linspace(-core, core, 20), np.linspace(core, -core, 20)])
-    pv = np.concatenate([np.full(20, -rad), np.full(20, rad)])
-    py = centre[0] + pu * np.sin(tilt) + pv * np.cos(tilt)
-    px = centre[1] + pu * np.cos(tilt) - pv * np.sin(tilt)
-    inward = -np.sign(pv)
-    outline = np.stack([py, px, inward * np.cos(tilt), -inward * np.sin(tilt)], 1).astype(np.float32)
-    return Scene(np.clip(image, 0, 1).astype(np.float32), support, tray, outline)
 
 
 def brick_scene(rng: np.random.Generator) -> Scene:
@@ -292,6 +181,10 @@ CATEGORIES: dict[str, CategorySpec] = {
                            "white pharmaceutical tablet with a score line on a tray (object)"),
     "capsule": CategorySpec(capsule_scene, ("crack", "cut", "hole", "print", "stain"),
                             "two-tone gelatin capsule on a tray (object)"),
+    "bottle": CategorySpec(bottle_scene, ("crack", "cut", "hole", "print", "stain"),
+                           "clear glass bottle seen from above on a tray (object)"),
+    "screwcap": CategorySpec(screwcap_scene, ("crack", "cut", "hole", "print", "stain"),
+                             "yellow moulded plastic screw cap seen from above on a tray (object)"),
     "brick": CategorySpec(brick_scene, ("crack", "hole", "scratch", "stain"),
                           "terracotta brick wall from scikit-image's photo (texture)"),
 }
