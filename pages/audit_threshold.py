@@ -19,8 +19,14 @@ def threshold_panel(scores: np.ndarray, labels: np.ndarray, tau_star: float, run
     chosen = float(run.info["tau"]) if run is not None else tau_star
     lo, hi = float(scores.min()), float(scores.max())
     step = max((hi - lo) / 500, 1e-6)
-    tau = st.slider("Threshold tau (starts at the run's threshold)", lo, hi + step, min(max(chosen, lo), hi + step),
-                    step, format="%.4f", key="audit_whatif_tau")
+    start = min(max(chosen, lo), hi + step)
+    # A select slider over the grid (the start included): the browser sends the option, so the top of
+    # the range arrives exactly; a float slider's top could arrive a rounding above its own maximum
+    # and Streamlit then resets it to the start (found on the tablet's scores by the browser test).
+    grid = {f"{v:.6f}": v for v in (lo + step * np.arange(502)).tolist()} | {f"{start:.6f}": start}
+    options = sorted(grid.values())
+    tau = float(st.select_slider("Threshold tau (starts at the run's threshold)", options, value=start,
+                                 format_func=lambda v: f"{v:.6f}", key="audit_whatif_tau"))
     s = threshold_stats(scores, labels, tau)
     f1_tau = f1_optimal_tau(scores, labels)
     cols = st.columns(7)
