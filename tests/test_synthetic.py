@@ -88,14 +88,18 @@ def test_washer_is_a_ring_with_defects_on_its_face() -> None:
     assert h == synthetic.WORK
 
 
-def test_tablet_is_a_bright_disc_with_a_score_line_and_defects_on_its_face() -> None:
-    rng = np.random.default_rng(np.random.SeedSequence([0, 2]))
-    scene = synthetic.tablet_scene(rng)
+def _round_scene(make, key: int, n_outline: int):  # noqa: ANN001, ANN202
+    """A round fixture part's scene, its centre, radius and rounded centre pixel, shape-checked."""
+    scene = make(np.random.default_rng(np.random.SeedSequence([0, key])))
     centre = scene.outline[:, :2].mean(axis=0)
     radius = np.hypot(*(scene.outline[:, :2] - centre).T).mean()
-    cy, cx = np.round(centre).astype(int)
-    assert scene.image.shape == (256, 256, 3) and scene.outline.shape == (36, 4)
-    np.testing.assert_allclose(np.hypot(*scene.outline[:, 2:].T), 1.0, atol=1e-5)
+    assert scene.image.shape == (256, 256, 3) and scene.outline.shape == (n_outline, 4)
+    np.testing.assert_allclose(np.hypot(*scene.outline[:, 2:].T), 1.0, atol=1e-5)  # unit inward normals
+    return scene, centre, radius, np.round(centre).astype(int)
+
+
+def test_tablet_is_a_bright_disc_with_a_score_line_and_defects_on_its_face() -> None:
+    scene, centre, radius, (cy, cx) = _round_scene(synthetic.tablet_scene, 2, 36)
     face = scene.image[scene.support > 0.99].mean()
     assert face > scene.image[5, 5].mean() + 0.4  # a white tablet on a dark tray
     assert scene.support[cy, cx] == 1 and scene.support[cy, int(cx + radius + 3)] == 0  # the tray is no support
@@ -125,13 +129,7 @@ def test_capsule_has_two_colours_and_its_outline_on_the_edge() -> None:
 
 
 def test_bottle_is_glass_around_a_dark_mouth_that_takes_no_defect() -> None:
-    rng = np.random.default_rng(np.random.SeedSequence([0, 4]))
-    scene = synthetic.bottle_scene(rng)
-    centre = scene.outline[:, :2].mean(axis=0)
-    radius = np.hypot(*(scene.outline[:, :2] - centre).T).mean()
-    cy, cx = np.round(centre).astype(int)
-    assert scene.image.shape == (256, 256, 3) and scene.outline.shape == (40, 4)
-    np.testing.assert_allclose(np.hypot(*scene.outline[:, 2:].T), 1.0, atol=1e-5)
+    scene, centre, radius, (cy, cx) = _round_scene(synthetic.bottle_scene, 4, 40)
     assert scene.support[cy, cx] == 0 and scene.support[cy, int(cx + 0.6 * radius)] == 1
     assert scene.support[cy, int(cx + radius + 3)] == 0  # nor the tray
     glass = scene.image[scene.support > 0.99].mean(axis=0)
@@ -144,12 +142,7 @@ def test_bottle_is_glass_around_a_dark_mouth_that_takes_no_defect() -> None:
 
 
 def test_screwcap_is_a_yellow_disc_with_a_groove_and_a_gate() -> None:
-    rng = np.random.default_rng(np.random.SeedSequence([0, 5]))
-    scene = synthetic.screwcap_scene(rng)
-    centre = scene.outline[:, :2].mean(axis=0)
-    radius = np.hypot(*(scene.outline[:, :2] - centre).T).mean()
-    cy, cx = np.round(centre).astype(int)
-    assert scene.image.shape == (256, 256, 3) and scene.outline.shape == (40, 4)
+    scene, centre, radius, (cy, cx) = _round_scene(synthetic.screwcap_scene, 5, 40)
     face = scene.image[scene.support > 0.99]
     assert (face[:, 0] > face[:, 2] + 0.3).mean() > 0.95  # yellow plastic
     ring = np.hypot(*np.mgrid[0:256, 0:256] - centre[:, None, None])
