@@ -93,7 +93,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--category", action="append", help="hexnut, washer, tablet, capsule, bottle, screwcap, brick (default: all)")
     gen.add_argument("--n-train", type=integer(1), default=200)
     gen.add_argument("--n-test-good", type=integer(1), default=20)
-    gen.add_argument("--n-per-defect", type=integer(1), default=10)
+    gen.add_argument("--n-per-defect", type=integer(1), default=None,
+                     help="test images per defect type (default: 10; bottle 20, as MVTec AD's bottle)")
     gen.add_argument("--seed", type=integer(0), default=0)
     gen.set_defaults(func=_data_generate)
     chk = data.add_parser("check", help="read every file of an MVTec-layout folder, list problems")

@@ -174,3 +174,56 @@ def cut(img: np.ndarray, support: np.ndarray, rng: np.random.Generator, *,
     out = img * (1 - alpha[..., None]) + background * alpha[..., None]
     out *= (1 - 0.5 * rim)[..., None]
     return np.clip(out, 0, 1), np.maximum(alpha, rim)
+
+
+def _break(img: np.ndarray, support: np.ndarray, rng: np.random.Generator, edge_point: np.ndarray,
+           inward: np.ndarray, background: np.ndarray, depth: float, half: float) -> Painted:
+    """A piece broken out of an object's edge: the background shows through behind a jagged
+    fracture line, whose glass-like edge catches the light."""
+    shape = support.shape
+    side = np.array([-inward[1], inward[0]])
+    t = np.linspace(0.0, 1.0, 9)[1:-1, None]
+    along = (1 - 2 * t) * half * (1 + rng.uniform(-0.15, 0.15, t.shape))
+    reach = depth * np.sin(np.pi * t) ** 0.6 * rng.uniform(0.7, 1.1, t.shape)
+    fracture = edge_point + side * along + inward * reach
+    a, b = edge_point + side * half - inward * 6, edge_point - side * half - inward * 6
+    poly = Image.new("L", (shape[1] * 4, shape[0] * 4), 0)  # 4x supersampled polygon
+    ImageDraw.Draw(poly).polygon([(float(p[1]) * 4, float(p[0]) * 4) for p in (a, *fracture, b)], fill=255)
+    gone = np.asarray(poly.resize((shape[1], shape[0]), Image.Resampling.BOX), np.float32) / 255
+    gone *= support
+    edge = np.clip(ndimage.gaussian_filter(gone, 1.2) - gone, 0, 1) * support * 2
+    out = img * (1 - gone[..., None]) + background * gone[..., None]
+    out = out + (rng.uniform(0.15, 0.25) * np.clip(edge, 0, 1))[..., None]
+    return np.clip(out, 0, 1), np.maximum(gone, np.clip(edge, 0, 1))
+
+
+def broken_large(img: np.ndarray, support: np.ndarray, rng: np.random.Generator, *,
+                 edge_point: np.ndarray, inward: np.ndarray, background: np.ndarray) -> Painted:
+    """A large piece broken out of the rim (MVTec AD's bottle ``broken_large``)."""
+    return _break(img, support, rng, edge_point, inward, background,
+                  depth=rng.uniform(18, 28), half=rng.uniform(16, 24))
+
+
+def broken_small(img: np.ndarray, support: np.ndarray, rng: np.random.Generator, *,
+                 edge_point: np.ndarray, inward: np.ndarray, background: np.ndarray) -> Painted:
+    """A small chip broken out of the rim (MVTec AD's bottle ``broken_small``)."""
+    return _break(img, support, rng, edge_point, inward, background,
+                  depth=rng.uniform(7, 11), half=rng.uniform(6, 9))
+
+
+def contamination(img: np.ndarray, support: np.ndarray, rng: np.random.Generator) -> Painted:
+    """Foreign matter on the part (MVTec AD's bottle ``contamination``): one to three dark grey-brown
+    particles of dirt and, sometimes, a fibre, nearly opaque."""
+    shape = support.shape
+    centre = pick_point(support, rng, margin=14)
+    alpha = np.zeros(shape, np.float32)
+    for _ in range(int(rng.integers(1, 4))):
+        at = centre + rng.uniform(-10, 10, 2)
+        alpha = np.maximum(alpha, _blob(shape, at, rng.uniform(3.0, 6.0), rng))
+    if rng.random() < 0.5:
+        alpha = np.maximum(alpha, stroke(_curve(centre, rng, rng.uniform(18, 32), 0.4), shape, 2.0))
+    alpha *= support
+    dirt = np.array([rng.uniform(0.22, 0.3), rng.uniform(0.18, 0.25), rng.uniform(0.14, 0.2)], np.float32)
+    opacity = rng.uniform(0.75, 0.9)
+    out = img * (1 - opacity * alpha[..., None]) + dirt * opacity * alpha[..., None]
+    return np.clip(out, 0, 1), alpha

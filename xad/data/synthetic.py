@@ -2,7 +2,8 @@
 
 Categories at 128 px (rendered at 2x and box-downsampled, so edges are anti-aliased); the objects in
 an inspection fixture (``tablet``, ``capsule``, ``bottle``, ``screwcap``) are in
-:mod:`xad.data.scenes`:
+:mod:`xad.data.scenes`; they take crack, cut, hole, print and stain, except the bottle, which takes
+MVTec AD's bottle defects (broken_large, broken_small, contamination):
 - ``hexnut``: a machined steel hex nut on a dark conveyor, varying pose, position, size and light;
   defects crack, cut, hole, print, scratch (painted on the nut's face or edge);
 - ``washer``: a flat steel washer on the same conveyor, varying position, size, ring width and
@@ -170,6 +171,7 @@ class CategorySpec:
     scene: object  # callable (rng) -> Scene
     defects: tuple[str, ...]
     description: str
+    per_defect: int = 10  # test images per defect type
 
 
 CATEGORIES: dict[str, CategorySpec] = {
@@ -181,8 +183,9 @@ CATEGORIES: dict[str, CategorySpec] = {
                            "white pharmaceutical tablet with a score line on a tray (object)"),
     "capsule": CategorySpec(capsule_scene, ("crack", "cut", "hole", "print", "stain"),
                             "two-tone gelatin capsule on a tray (object)"),
-    "bottle": CategorySpec(bottle_scene, ("crack", "cut", "hole", "print", "stain"),
-                           "clear glass bottle seen from above on a tray (object)"),
+    "bottle": CategorySpec(bottle_scene, ("broken_large", "broken_small", "contamination"),
+                           "clear glass bottle seen from above on a tray, MVTec AD's bottle defects (object)",
+                           per_defect=20),  # MVTec AD's bottle: 20-22 per type
     "screwcap": CategorySpec(screwcap_scene, ("crack", "cut", "hole", "print", "stain"),
                              "yellow moulded plastic screw cap seen from above on a tray (object)"),
     "brick": CategorySpec(brick_scene, ("crack", "hole", "scratch", "stain"),
@@ -191,10 +194,10 @@ CATEGORIES: dict[str, CategorySpec] = {
 
 
 def _paint(name: str, scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    if name == "cut":
+    if name in ("cut", "broken_large", "broken_small"):
         row = scene.outline[rng.integers(len(scene.outline))]
-        return defects.cut(scene.image, scene.support, rng, edge_point=row[:2],
-                           inward=row[2:], background=scene.background)
+        return getattr(defects, name)(scene.image, scene.support, rng, edge_point=row[:2],
+                                      inward=row[2:], background=scene.background)
     painter = {"print": defects.print_mark}.get(name) or getattr(defects, name)
     return painter(scene.image, scene.support, rng)
 
@@ -227,8 +230,10 @@ def _downsample(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def generate(out_root: str | Path, categories: tuple[str, ...] = tuple(CATEGORIES), n_train: int = 200,
-             n_test_good: int = 20, n_per_defect: int = 10, seed: int = 0, progress: bool = False) -> Path:
-    """Write the set in MVTec layout under ``out_root``; returns ``out_root``."""
+             n_test_good: int = 20, n_per_defect: int | None = None, seed: int = 0,
+             progress: bool = False) -> Path:
+    """Write the set in MVTec layout under ``out_root``; returns ``out_root``. ``n_per_defect``: test
+    images per defect type (default: the category's ``per_defect``)."""
     from tqdm import tqdm
 
     root = Path(out_root)
@@ -236,7 +241,8 @@ def generate(out_root: str | Path, categories: tuple[str, ...] = tuple(CATEGORIE
     for cat in categories:
         jobs += [(cat, "train", "good", i) for i in range(n_train)]
         jobs += [(cat, "test", "good", i) for i in range(n_test_good)]
-        jobs += [(cat, "test", d, i) for d in CATEGORIES[cat].defects for i in range(n_per_defect)]
+        spec = CATEGORIES[cat]
+        jobs += [(cat, "test", d, i) for d in spec.defects for i in range(n_per_defect or spec.per_defect)]
     for cat, split, defect, i in tqdm(jobs, desc="generating", disable=not progress):
         image, mask = render(cat, split, defect, i, seed)
         folder = root / cat / split / defect
