@@ -140,14 +140,13 @@ def test_bottle_is_glass_around_a_dark_mouth_that_takes_no_defect() -> None:
         ring = np.hypot(*np.mgrid[0:128, 0:128] - centre[:, None, None] / 2)
         assert mask.any() and not (mask & (ring < 0.38 * radius / 2 - 2)).any(), defect
     assert synthetic.CATEGORIES["bottle"].defects == ("broken_large", "broken_small", "contamination")
-    areas = {}
+    areas, edge = {}, ring >= radius / 2 - 14  # the outer rim band at 128 px
     for defect in ("broken_large", "broken_small"):  # the tray shows through where glass broke off
         areas[defect] = []
         for i in range(3):
             img, mask = synthetic.render("bottle", "test", defect, i)
             clean = _same_scene_without_defect("bottle", defect, i)
             assert img[mask].mean() < clean[mask].mean() - 40, (defect, i)
-            edge = ring >= radius / 2 - 14
             assert mask[edge].sum() > 0.8 * mask.sum(), (defect, i)  # at the rim, not on the shoulder
             areas[defect].append(mask.sum())
     assert min(areas["broken_large"]) > 2 * max(areas["broken_small"])

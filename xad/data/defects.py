@@ -191,10 +191,10 @@ def _break(img: np.ndarray, support: np.ndarray, rng: np.random.Generator, edge_
     ImageDraw.Draw(poly).polygon([(float(p[1]) * 4, float(p[0]) * 4) for p in (a, *fracture, b)], fill=255)
     gone = np.asarray(poly.resize((shape[1], shape[0]), Image.Resampling.BOX), np.float32) / 255
     gone *= support
-    edge = np.clip(ndimage.gaussian_filter(gone, 1.2) - gone, 0, 1) * support * 2
+    edge = np.clip(2 * np.clip(ndimage.gaussian_filter(gone, 1.2) - gone, 0, 1) * support, 0, 1)
     out = img * (1 - gone[..., None]) + background * gone[..., None]
-    out = out + (rng.uniform(0.15, 0.25) * np.clip(edge, 0, 1))[..., None]
-    return np.clip(out, 0, 1), np.maximum(gone, np.clip(edge, 0, 1))
+    out = out + (rng.uniform(0.15, 0.25) * edge)[..., None]
+    return np.clip(out, 0, 1), np.maximum(gone, edge)
 
 
 def broken_large(img: np.ndarray, support: np.ndarray, rng: np.random.Generator, *,
