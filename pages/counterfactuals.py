@@ -114,13 +114,18 @@ def live(image: np.ndarray, caption: str) -> None:
     alpha = c1.slider("Target anomaly score alpha", 0.0, 1.0, 0.0, 0.05, key="cf_alpha",
                       help="0: what a normal version of this image would look like to the detector")
     k = c2.slider("Concept k", 1, b.concepts, 1, key="cf_k") if b.concepts > 1 else 1
+    match = st.toggle("Match alpha (xad extension): search G's alpha input until the detector scores the CE "
+                      "at alpha", key="cf_match",
+                      help="The paper's G(x, alpha, k) takes alpha as given and may miss it (see the calibration "
+                           "curve); this bisects G's alpha input per image (13 detector calls).")
     busy = st.spinner("DiffEdit psi for this image (runs once) …") if b.backend == "diffedit" else nullcontext()
     with busy:
-        e = cfe.explain(b, image, alpha)
+        e = cfe.explain(b, image, alpha, match=match)
+    given = "" if e.alpha_inputs is None else f", G's alpha input {e.alpha_inputs[k - 1]:.3f}"
     left, right = st.columns([1, 2])
     with left:
         fig = pc.single_figure(e.counterfactuals[k - 1],
-                               f"k = {k}, alpha = {alpha:.2f}<br><sup>detector: {e.score:.3f} -> "
+                               f"k = {k}, alpha = {alpha:.2f}{given}<br><sup>detector: {e.score:.3f} -> "
                                f"{e.ce_scores[k - 1]:.3f}</sup>")
         st.plotly_chart(fig, key="cf_single")
         figure_downloads(fig, f"counterfactual_k{k}_alpha{alpha:.2f}", key="cf-single")
@@ -128,7 +133,7 @@ def live(image: np.ndarray, caption: str) -> None:
         fig = pc.concepts_figure(e, f"{caption}: every concept at alpha = {alpha:.2f}")
         st.plotly_chart(fig, key="cf_concepts")
         figure_downloads(fig, f"counterfactuals_alpha{alpha:.2f}", key="cf-concepts")
-    alphas, seq, reached = cfe.alpha_sequence(b, image, k - 1)
+    alphas, seq, reached = cfe.alpha_sequence(b, image, k - 1, match=match)
     strip, curve = st.columns([3, 2])
     with strip:
         fig = pc.alpha_strip_figure(alphas, seq, reached, k - 1)
@@ -138,8 +143,11 @@ def live(image: np.ndarray, caption: str) -> None:
         rows = (b.record.metrics or {}).get("calibration")
         if rows:
             m = b.record.metrics
+            matched = m.get("calibration_matched") if match else None
             fig = pc.calibration_figure(rows, alpha, f"Calibration on {m.get('n_anomalies')} test anomalies: "
-                                                     f"target error {m['target_error']:.3f}")
+                                                     f"target error {m['target_error']:.3f}"
+                                        + ("" if not matched else f" (matched: {m['target_error_matched']:.3f})"),
+                                        matched)
             st.plotly_chart(fig, key="cf_calibration")
             figure_downloads(fig, "calibration", key="cf-calibration")
         else:

@@ -216,6 +216,11 @@ def test_counterfactual_page_moves_sliders_and_takes_uploads(tiny_cf_bundle: Pat
     assert at.dataframe[0].value["metric"].str.contains("AuROC normal vs CE").any()
     target = json.loads((tiny_cf_bundle / "config.json").read_text())["metrics"]["target_error"]
     assert any(f"target error {target:.3f}" in c and "ideal: score = alpha" in c for c in charts())
+    assert not any("alpha input" in c or "alpha matched (ext.)" in c for c in charts())
+    at.toggle(key="cf_match").set_value(True).run()  # xad's extension: G's alpha input searched
+    matched = json.loads((tiny_cf_bundle / "config.json").read_text())["metrics"]["target_error_matched"]
+    assert not at.exception and any("k = 2, alpha = 0.60, G" in c and "alpha input" in c for c in charts())
+    assert any(f"(matched: {matched:.3f})" in c and "alpha matched (ext.)" in c for c in charts())
     assert list(at.dataframe[1].value.columns) == ["concept", "digit 1 only", "red only", "both", "neither"]
     at.radio(key="cf_source").set_value("Your own image").run()
     at.file_uploader(key="cf_upload").set_value(("x.txt", b"\x00\x01garbage", "text/plain")).run()

@@ -502,3 +502,81 @@ def test_own_ten_class_gray_set_end_to_end(tmp_path: Path) -> None:
     assert main(["evaluate", "cegan", "--weights", str(root / "cegan" / "own-4"), "--limit", "40",
                  "--out", str(out)]) == 0
     assert json.loads(out.read_text())["n_anomalies"] == 40
+
+
+def test_init_from_continues_a_generator_and_records_both_stages(tiny_cf_bundle: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """``train cegan --init-from W``: training starts from W's G, D and R with only the objective
+    flags given changed; W is untouched; config.json and the card name W's stage and command."""
+    from xad import portable
+    from xad.train.cegan import continued
+    from xad.weights import load_model
+
+    w0, r0 = load_model(tiny_cf_bundle, expect="CEGAN")
+    model, preset, history = continued(tiny_cf_bundle, {"lambda_phi": 7.0})
+    assert preset == r0.preset and model.config == dataclasses.replace(w0.config, lambda_phi=7.0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), w0.state_dict().values()))
+    assert history == [{"folder": portable(tiny_cf_bundle), "command": r0.meta["command"],
+                        "steps_done": r0.meta["steps_done"], "train_seconds": r0.meta["train_seconds"],
+                        "objective": {"lambda_gan": w0.config.lambda_gan, "lambda_phi": w0.config.lambda_phi,
+                                      "lambda_rec": w0.config.lambda_rec, "lambda_r": w0.config.lambda_r}}]
+    before = (tiny_cf_bundle / "model.safetensors").read_bytes()
+    detector = str(tiny_cf_bundle.parent.parent / "detector" / "tiny")
+    out = tmp_path / "continued"
+    base = ["train", "cegan", "--setup", "cmnist:one+red", "--detector", detector, "--init-from", str(tiny_cf_bundle)]
+    assert main([*base, "--lambda-phi", "7", "--steps", "1", "--batch-size", "8", "--out", str(out)]) == 0
+    capsys.readouterr()
+    rec = json.loads((out / "config.json").read_text())
+    assert rec["config"]["lambda_phi"] == 7.0 and rec["config"]["colour_mixing"] and rec["config"]["cycle"] == "intensity"
+    assert rec["history"][0]["folder"] == portable(tiny_cf_bundle) and rec["steps_done"] == 1
+    card = (out / "card.md").read_text()
+    assert f"continued from `{portable(tiny_cf_bundle)}`: {r0.meta['steps_done']} steps" in card
+    assert r0.meta["command"] in card and "all stages together" in card
+    assert (tiny_cf_bundle / "model.safetensors").read_bytes() == before
+    # a second continuation keeps the whole chain, oldest first
+    again, _, chain = continued(out)
+    assert [h["folder"] for h in chain] == [portable(tiny_cf_bundle), portable(out)]
+    for extra, message in ((["--setup", "mnist:7"], "was trained for cmnist:one+red, not --setup mnist:7"),
+                           (["--concepts", "3"], "has K = 2 concepts, not --concepts 3"),
+                           (["--out", str(tiny_cf_bundle), "--overwrite"], "--out must be a new folder")):
+        argv = [*base, "--steps", "1", "--out", str(tmp_path / "x"), *extra]
+        if extra[0] == "--setup":
+            argv = [a if a != "cmnist:one+red" else "mnist:7" for a in argv[:-2]]
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_alpha_matched_ces_score_alpha_where_g_reaches_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """"alpha matched" (xad's extension): per image the bisection's alpha input gives a CE the
+    detector scores at the target, within the score's change over one bisection step; where it
+    ends at 0 or 1, G's own end already over- or undershoots; the CE is G at that input."""
+    from xad.counterfactual.bundle import generate, generate_matched
+    from xad.counterfactual.evaluation import calibration
+    from xad.models.detectors import score_images
+    from xad.weights import WEIGHTS_DIR
+
+    b = cfb.load_bundle(WEIGHTS_DIR / "cegan" / "mnist-0-bce")  # G misses alpha by 0.26 on average
+    x = semantic.load_setup(b.setup).anomalies_test[:16]
+    for alpha in (0.2, 0.5, 0.8):
+        ce, a_in, s = generate_matched(b, x, alpha, 0)
+        assert np.array_equal(ce, generate(b, x, a_in, 0))
+        np.testing.assert_allclose(s, cm_scores := score_images(b.detector, ce))
+        inside = (a_in > 0) & (a_in < 1)
+        assert inside.sum() >= 8 and np.abs(cm_scores[inside] - alpha).max() < 0.02
+        top = score_images(b.detector, generate(b, x[a_in == 1], 1.0, 0))
+        bottom = score_images(b.detector, generate(b, x[a_in == 0], 0.0, 0))
+        assert (top < alpha).all() and (bottom >= alpha).all()
+    raw, matched = calibration(b, x, (0.5,)), calibration(b, x, (0.5,), matched=True)
+    assert matched["target_error_matched"] < 0.5 * raw["target_error"]
+    assert set(matched) == {"calibration_matched", "target_error_matched", "target_error_matched_k1",
+                            "target_error_matched_k2"} and "mean_alpha_input" in matched["calibration_matched"][0]
+    # the one-image command: the CE it writes is G at the input it prints, and scores alpha
+    i = int(np.flatnonzero(inside)[0])
+    png = tmp_path / "x.png"
+    Image.fromarray(x[i]).save(png)
+    capsys.readouterr()
+    assert main(["counterfactual", "--setup", "cegan/mnist-0-bce", "--image", str(png), "--alpha", "0.8",
+                 "--concept", "1", "--match-alpha", "--out", str(tmp_path / "ce.png")]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["alpha_input"] == pytest.approx(float(a_in[i]), abs=1e-4)
+    assert said["counterfactual_score"] == pytest.approx(0.8, abs=0.02)

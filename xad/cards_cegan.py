@@ -32,15 +32,32 @@ def objective_extensions(config: dict[str, Any]) -> list[str]:
     return out
 
 
-def calibration_table(m: dict[str, Any]) -> list[dict[str, Any]]:
+def calibration_table(m: dict[str, Any], key: str = "calibration") -> list[dict[str, Any]]:
     """Rows (alpha, per concept the score's mean ± std and the target error) from the stored
-    calibration curve."""
+    calibration curve ``key`` ("calibration", or "calibration_matched" with G's mean alpha input)."""
     rows: dict[float, dict[str, Any]] = {}
-    for c in m.get("calibration") or []:
+    for c in m.get(key) or []:
         row = rows.setdefault(c["alpha"], {"alpha": f"{c['alpha']:.1f}"})
         row[f"k = {c['k']}: score mean ± std"] = f"{c['mean_score']:.3f} ± {c['std_score']:.3f}"
         row[f"k = {c['k']}: target error"] = f"{c['target_error']:.3f}"
+        if "mean_alpha_input" in c:
+            row[f"k = {c['k']}: G's alpha input"] = f"{c['mean_alpha_input']:.3f}"
     return list(rows.values())
+
+
+def matched_section(m: dict[str, Any]) -> str:
+    """The card's "alpha matched" paragraph and table; "" when not measured."""
+    if not m.get("calibration_matched"):
+        return ""
+    return f"""
+### Extension: alpha matched (xad, not the paper)
+G's alpha input searched per image (bisection, 12 steps) until the detector scores the CE at the
+target: what the page's "match alpha" switch shows. On the first {m.get('n_matched')} test anomalies the
+target error is **{m['target_error_matched']:.3f}** (G as trained, above: {m['target_error']:.3f}).
+Where it stays high, G does not reach the target for any input (e.g. no CE scores as high as alpha).
+
+{markdown_table(calibration_table(m, "calibration_matched"))}
+"""
 
 
 def route_table(m: dict[str, Any]) -> list[dict[str, Any]]:
@@ -61,7 +78,7 @@ The detector's score of the CEs of the {m.get('n_anomalies')} test anomalies for
 every alpha and concept: **{m['target_error']:.3f}** ({per_k}; xad's bar for a shipped generator: <= 0.10).
 
 {markdown_table(calibration_table(m))}
-"""
+""" + matched_section(m)
     if m.get("route_shares_ce"):
         text += f"""
 ## Concept routes (alpha = 0)

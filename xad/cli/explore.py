@@ -21,11 +21,12 @@ def _counterfactual(args: argparse.Namespace) -> int:
     b = load_bundle(find_generator(args.setup))
     if args.concept > b.concepts:
         raise UsageError(f"--concept {args.concept}: this generator has concepts 1..{b.concepts}")
-    e = explain(b, read_image(args.image), args.alpha)
+    e = explain(b, read_image(args.image), args.alpha, match=args.match_alpha)
     k = args.concept - 1
     Image.fromarray(to_uint8(e.counterfactuals[k])).save(args.out)
+    matched = {} if e.alpha_inputs is None else {"alpha_input": round(float(e.alpha_inputs[k]), 4)}
     print(json.dumps({"out": str(args.out), "score": round(e.score, 4), "alpha": args.alpha,
-                      "concept": args.concept, "counterfactual_score": round(float(e.ce_scores[k]), 4)}))
+                      "concept": args.concept, "counterfactual_score": round(float(e.ce_scores[k]), 4), **matched}))
     return 0
 
 
@@ -117,6 +118,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "cegan/cmnist-one-red-bce) or a cegan weights folder")
     cf.add_argument("--image", type=existing_file, required=True)
     cf.add_argument("--alpha", type=number(0, 1), default=0.0)
+    cf.add_argument("--match-alpha", action="store_true",
+                    help="xad's extension: search G's alpha input until the detector scores the CE at "
+                         "--alpha (the paper's G takes --alpha as given); prints the input used")
     cf.add_argument("--concept", type=integer(1), default=1, help="k in 1..K")
     cf.add_argument("--out", type=output_file(IMAGE_OUTPUTS), required=True)
     cf.set_defaults(func=_counterfactual)

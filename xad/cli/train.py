@@ -96,6 +96,8 @@ def _train_cegan(args: argparse.Namespace) -> int:
             raise DataError("--cycle intensity compares RGB images; the DiffEdit version's G' maps latents")
         overrides["cycle"] = args.cycle
     command = _command(args)
+    if args.init_from is not None:
+        _check_init_from(args, overrides)
     if args.diffedit is not None:
         from xad.train import cegan_diffedit as cd
 
@@ -105,8 +107,33 @@ def _train_cegan(args: argparse.Namespace) -> int:
                      args.preset, args.data, args.edit_images, command, overrides, args.eval_limit))
         return 0
     print(run(args.setup, args.detector, args.out, settings, args.concepts, args.preset, args.data,
-              command=command, overrides=overrides))
+              command=command, overrides=overrides, init_from=args.init_from))
     return 0
+
+
+def _check_init_from(args: argparse.Namespace, overrides: dict) -> None:
+    """--init-from W continues W's generator: same setup, detector and K, a GAN-version W, a new --out."""
+    from pathlib import Path
+
+    from xad import resolve
+    from xad.weights import read_record
+
+    w = read_record(args.init_from)
+    if w.family != "cegan" or w.cls != "CEGAN":
+        raise UsageError(f"--init-from {args.init_from}: holds a {w.family} model, not a counterfactual generator")
+    if args.diffedit is not None or w.config.get("space") != "image":
+        raise UsageError("--init-from continues a GAN-version generator (not the DiffEdit version)")
+    if w.meta.get("setup") != args.setup:
+        raise UsageError(f"--init-from {args.init_from} was trained for {w.meta.get('setup')}, not --setup {args.setup}")
+    if resolve(w.meta.get("detector", "")).resolve() != Path(args.detector).resolve():
+        raise UsageError(f"--init-from {args.init_from} was trained against {w.meta.get('detector')}, "
+                         f"not --detector {args.detector}")
+    if w.config.get("concepts") != args.concepts:
+        raise UsageError(f"--init-from {args.init_from} has K = {w.config.get('concepts')} concepts, not --concepts {args.concepts}")
+    if overrides.get("colour_mixing", w.config.get("colour_mixing")) != w.config.get("colour_mixing"):
+        raise UsageError(f"--colour-mixing changes the architecture of --init-from {args.init_from}")
+    if Path(args.out).resolve() == Path(args.init_from).resolve():
+        raise UsageError("--out must be a new folder: --init-from's model is kept as it is")
 
 
 def _train_cegan_suite(args: argparse.Namespace) -> int:
@@ -265,6 +292,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cg.add_argument("--cycle", choices=["full", "intensity"], default=None,
                     help="what L_cyc compares: every channel (full, the default) or the per-pixel max "
                          "over channels (intensity), so a CE that recolours need not keep the old colour")
+    cg.add_argument("--init-from", type=existing_folder, default=None,
+                    help="continue training this generator folder (its G, D and R and architecture; the "
+                         "objective flags given here replace its own); the card records both stages")
     cg.add_argument("--diffedit", type=existing_folder, default=None,
                     help="train the DiffEdit version: G' on latents edited by DiffEdit with this "
                          "diffedit weights folder (python -m xad train diffedit)")

@@ -14,7 +14,7 @@ import torch
 
 from xad import resolve
 from xad.models.cegan import CEGAN
-from xad.models.detectors import Detector
+from xad.models.detectors import Detector, score_images
 from xad.models.diffedit import decode, diffedit, pipeline
 from xad.models.features import FeatureNet, dataset_of
 from xad.models.textldm import TextLDM
@@ -153,6 +153,35 @@ def generate(b: Bundle, images: np.ndarray, alpha: float | np.ndarray, k: int | 
             a[i: i + batch_size].copy()), torch.from_numpy(kk[i: i + batch_size].copy()))
     out = [g(i).permute(0, 2, 3, 1).numpy() for i in range(0, n, batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 32, 32, 3), np.float32)
+
+
+#: bisection steps of :func:`generate_matched`: G's alpha input to within 2**-12 of [0, 1]
+MATCH_ITERATIONS = 12
+
+
+def generate_matched(b: Bundle, images: np.ndarray, alpha: float | np.ndarray, k: int | np.ndarray,
+                     iterations: int = MATCH_ITERATIONS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xad's extension "alpha matched": per image, the alpha input a of G for which the detector
+    scores G(x, a, k) at the target ``alpha``, found by bisection on a in [0, 1] (the score of
+    G(x, a, k) rises with a wherever G is calibrated in order). Where the target lies outside what
+    G reaches for that image, a ends at 0 or 1. Returns (CEs, G's alpha inputs, their scores).
+
+    This is not the paper's G(x, alpha, k) (which takes the target as its input unchanged): it
+    calls the detector ``iterations + 1`` times per image and exists so that a user's alpha is the
+    score the CE gets; metrics of G itself never use it."""
+    from xad.models.detectors import score_images
+
+    n = len(images)
+    target = np.broadcast_to(np.asarray(alpha, np.float32), (n,))
+    lo, hi = np.zeros(n, np.float32), np.ones(n, np.float32)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        below = score_images(b.detector, generate(b, images, mid, k)) < target
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    a = (lo + hi) / 2
+    a = np.where(lo == 0, 0.0, np.where(hi == 1, 1.0, a)).astype(np.float32)  # unreachable: the end
+    ce = generate(b, images, a, k)
+    return ce, a, score_images(b.detector, ce)
 
 
 @torch.inference_mode()

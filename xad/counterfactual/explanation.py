@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xad.counterfactual.bundle import Bundle, generate, psi
+from xad.counterfactual.bundle import Bundle, generate, generate_matched, psi
 from xad.data import semantic
 from xad.data.transforms import DataError, resize_image
 from xad.models.detectors import score_images
@@ -42,29 +42,39 @@ class Explanation:
     edit: np.ndarray | None = None
     edit_score: float | None = None
     edit_change: np.ndarray | None = None  # |x - psi(x)|
+    # "alpha matched" (xad's extension, :func:`generate_matched`): G's alpha input per concept
+    alpha_inputs: np.ndarray | None = None
 
 
-def explain(b: Bundle, image: np.ndarray, alpha: float = 0.0) -> Explanation:
-    """The counterfactual of ``image`` for every concept at target score ``alpha``."""
+def explain(b: Bundle, image: np.ndarray, alpha: float = 0.0, match: bool = False) -> Explanation:
+    """The counterfactual of ``image`` for every concept at target score ``alpha``: G(x, alpha, k)
+    (the paper), or with ``match`` the CE whose detector score is alpha (G's alpha input searched,
+    :func:`generate_matched`; an extension)."""
     x = prepare(image)
     xs = np.repeat(x[None], b.concepts, 0)
-    ce = generate(b, xs, alpha, np.arange(b.concepts))
-    extra = {}
+    extra: dict = {}
+    if match:
+        ce, extra["alpha_inputs"], _ = generate_matched(b, xs, alpha, np.arange(b.concepts))
+    else:
+        ce = generate(b, xs, alpha, np.arange(b.concepts))
     if b.backend == "diffedit":
         _, mask, edit = psi(b, x[None])
-        extra = {"edit_mask": mask[0], "edit": edit[0], "edit_score": float(score_images(b.detector, edit)[0]),
+        extra |= {"edit_mask": mask[0], "edit": edit[0], "edit_score": float(score_images(b.detector, edit)[0]),
                  "edit_change": change_map(x, edit[0])}
     return Explanation(x, float(score_images(b.detector, x[None])[0]), float(alpha), ce, score_images(b.detector, ce),
                        np.stack([change_map(x, c) for c in ce]), **extra)
 
 
-def alpha_sequence(b: Bundle, image: np.ndarray, k: int, alphas: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def alpha_sequence(b: Bundle, image: np.ndarray, k: int, alphas: np.ndarray | None = None,
+                   match: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CEs of concept k for alpha from 1 to 0 (the "increasing impact" strip): (alphas, images,
-    reached scores)."""
+    reached scores); ``match`` as in :func:`explain`."""
     alphas = np.linspace(1, 0, 6) if alphas is None else np.asarray(alphas, np.float32)
-    x = prepare(image)
-    ce = generate(b, np.repeat(x[None], len(alphas), 0), alphas, k)
+    xs = np.repeat(prepare(image)[None], len(alphas), 0)
+    if match:
+        ce, _, reached = generate_matched(b, xs, alphas, k)
+        return alphas, ce, reached
+    ce = generate(b, xs, alphas, k)
     return alphas, ce, score_images(b.detector, ce)
 
 

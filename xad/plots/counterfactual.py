@@ -49,10 +49,11 @@ def sd_edit_figure(image: np.ndarray, mask: np.ndarray, edited: np.ndarray, titl
                         [["input", "DiffEdit mask", "edit"]], title)
 
 
-def calibration_figure(rows: list[dict], alpha: float | None = None, title: str = "") -> go.Figure:
+def calibration_figure(rows: list[dict], alpha: float | None = None, title: str = "",
+                       matched: list[dict] | None = None) -> go.Figure:
     """The detector's score of G(x, alpha, k) against the target alpha, per concept: the mean with
     a band of one standard deviation, the identity line (a perfectly calibrated generator) and the
-    slider's alpha marked."""
+    slider's alpha marked; ``matched``: the "alpha matched" extension's curve, dotted."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="ideal: score = alpha",
                              line=dict(color="grey", dash="dash")))
@@ -67,6 +68,11 @@ def calibration_figure(rows: list[dict], alpha: float | None = None, title: str 
                                  fill="toself", mode="lines", line=dict(width=0), fillcolor=colour, opacity=0.15,
                                  hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(x=a, y=mean, mode="lines+markers", name=f"k = {k}", line=dict(color=colour)))
+        m_pts = sorted((r for r in matched or [] if r["k"] == k), key=lambda r: r["alpha"])
+        if m_pts:
+            fig.add_trace(go.Scatter(x=[r["alpha"] for r in m_pts], y=[r["mean_score"] for r in m_pts],
+                                     mode="lines+markers", name=f"k = {k}, alpha matched (ext.)",
+                                     line=dict(color=colour, dash="dot")))
     if alpha is not None:
         fig.add_vline(x=alpha, line=dict(color="black", width=1), annotation_text=f"alpha = {alpha:.2f}")
     fig.update_layout(title=dict(text=title or "Calibration: the detector's score of G(x, alpha, k)", font=dict(size=14)),

@@ -176,10 +176,27 @@ def fit(model: CEGAN, phi: torch.nn.Module, draw: Draw, s: CEGANSettings, progre
             "final_losses": {k: round(v, 4) for k, v in logs.items()}}
 
 
+def continued(init_from: Path, overrides: dict | None = None) -> tuple[CEGAN, str, list[dict]]:
+    """The generator of the GAN-version folder ``init_from`` (G, D and R) with its objective
+    changed by ``overrides``, to be trained on; returns (model, its preset, the training history
+    to record: every earlier stage, oldest first, each with its command, steps and minutes)."""
+    m0, r0 = load_model(init_from, expect="CEGAN")
+    if m0.config.space != "image":
+        raise ValueError(f"{init_from}: a DiffEdit generator; --init-from continues a GAN-version one")
+    model = CEGAN(replace(m0.config, **(overrides or {})))
+    model.load_state_dict(m0.state_dict())
+    stage = {"folder": portable(init_from), "command": r0.meta.get("command", ""),
+             "steps_done": r0.meta.get("steps_done"), "train_seconds": r0.meta.get("train_seconds"),
+             "objective": {k: v for k, v in asdict(m0.config).items() if k.startswith("lambda_")}}
+    return model, r0.preset, [*r0.meta.get("history", []), stage]
+
+
 def run(setup: str, detector: Path, out: Path, settings: CEGANSettings, concepts: int = 2,
         preset: str = "cpu", data_path: str | None = None, command: str = "",
-        overrides: dict | None = None) -> Path:
-    """Train a generator for ``setup`` against the detector folder, save it, evaluate it."""
+        overrides: dict | None = None, init_from: Path | None = None) -> Path:
+    """Train a generator for ``setup`` against the detector folder, save it, evaluate it.
+    ``init_from``: start from that generator folder's G, D and R (its architecture; ``overrides``
+    change only the objective) instead of a fresh preset; the card records both stages."""
     from xad.counterfactual.evaluation import evaluate_folder
 
     phi, det_record = load_model(detector, expect="Detector")
@@ -187,7 +204,11 @@ def run(setup: str, detector: Path, out: Path, settings: CEGANSettings, concepts
     n_oe = max(1, min(20000, int(settings.steps * settings.batch_size * settings.oe_fraction)))
     oe = None if phi.config.kind == "dsvdd" else semantic.outliers(data.oe_kind, n_oe, settings.seed + 1)
     torch.manual_seed(settings.seed)
-    model = CEGAN(replace(PRESETS[preset], concepts=concepts, **(overrides or {})))
+    history: list[dict] = []
+    if init_from is not None:
+        model, preset, history = continued(init_from, overrides)
+    else:
+        model = CEGAN(replace(PRESETS[preset], concepts=concepts, **(overrides or {})))
     log = train(model, phi, data.normal_train, oe, settings)
     meta = {"setup": setup, "setup_description": data.description, "detector": portable(detector),
             "detector_kind": phi.config.kind, "image_size": 32, "seed": settings.seed,
@@ -195,7 +216,8 @@ def run(setup: str, detector: Path, out: Path, settings: CEGANSettings, concepts
                              + ("" if oe is None else f" + OE ({data.oe_kind}) as inputs"),
             "data_path": portable(data_path) if data_path else "embedded MNIST",
             "train_settings": asdict(settings), **log, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "command": command}
+            "cpu": platform.processor() or platform.machine(), "command": command,
+            **({"history": history} if history else {})}
     save_model(model, out, family="cegan", card="(evaluating …)", preset=preset, meta=meta,
                dtype=torch.float16)
     return evaluate_folder(out, data_path)
