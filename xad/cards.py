@@ -16,7 +16,7 @@ from typing import Any
 
 from xad import portable
 from xad.markdown import markdown_table
-from xad.cards_cegan import calibration_section, extensions_line, judge_note, judged
+from xad.cards_cegan import calibration_section, extensions_line, history_lines, judge_note, judged
 from xad.cards_vaegan import curve_section, precision_section, training_lines
 from xad.weights import ModelRecord, read_record
 
@@ -291,19 +291,6 @@ version's: {weaker}); L_cyc feeds
 G''s output latent back to G' without re-running psi."""
 
 
-def _history(meta: dict[str, Any]) -> str:
-    """The earlier training stages a generator was continued from (``--init-from``), oldest first."""
-    stages = meta.get("history", [])
-    if not stages:
-        return ""
-    lines = [f"\n  - continued from `{h['folder']}`: {h.get('steps_done')} steps, "
-             f"{(h.get('train_seconds') or 0) / 60:.1f} min, "
-             + ", ".join(f"{k} {v:g}" for k, v in h.get("objective", {}).items())
-             + f"; its command `{h.get('command', '')}`" for h in stages]
-    total = sum(h.get("train_seconds") or 0 for h in stages) + meta.get("train_seconds", 0)
-    return "".join(lines) + f"\n  - all stages together: {total / 60:.1f} min"
-
-
 def cegan_card(r: ModelRecord) -> str:
     """A counterfactual generator's card: method, objective, training, the paper's metrics."""
     m, meta, s, c = r.metrics, r.meta, r.meta.get("train_settings", {}), r.config
@@ -319,7 +306,7 @@ def cegan_card(r: ModelRecord) -> str:
 {_cegan_method(r)}
 {meta.get('setup_description')}.
 
-- **Command:** `{meta.get('command', '')}`{_history(meta)}
+- **Command:** `{meta.get('command', '')}`{history_lines(meta)}
 - **Data:** {meta.get('training_data')}
 - **Objective:** lambda_gan {c['lambda_gan']}, lambda_phi {c['lambda_phi']}, lambda_rec {c['lambda_rec']},
   lambda_r {c['lambda_r']}; alpha sampling `{c['alpha_sampling']}`; L_G `{c.get('generator_loss', 'linear')}`;

@@ -111,3 +111,16 @@ def judge_note(m: dict[str, Any]) -> str:
             f"(`{m.get('feature_extractor')}`, a classifier of the dataset's own labels, independent of "
             "the detector and the generator) puts in a normal class; a proxy for whether a person would "
             "recognise a counterfactual as normal.")
+
+
+def history_lines(meta: dict[str, Any]) -> str:
+    """The earlier training stages a generator was continued from (``--init-from``), oldest first."""
+    stages = meta.get("history", [])
+    if not stages:
+        return ""
+    lines = [f"\n  - continued from `{h['folder']}`: {h.get('steps_done')} steps, "
+             f"{(h.get('train_seconds') or 0) / 60:.1f} min, "
+             + ", ".join(f"{k} {v:g}" for k, v in h.get("objective", {}).items())
+             + f"; its command `{h.get('command', '')}`" for h in stages]
+    total = sum(h.get("train_seconds") or 0 for h in stages) + meta.get("train_seconds", 0)
+    return "".join(lines) + f"\n  - all stages together: {total / 60:.1f} min"
