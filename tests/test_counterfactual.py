@@ -298,12 +298,12 @@ def test_commands_write_cards_and_the_bundle_explains(tiny_cf_bundle: Path, tmp_
 
 def test_evaluation_reports_progress_per_stage(tiny_cf_bundle: Path) -> None:
     """One call per stage, counted by hand: 2 concepts at alpha = 0, then 11 alphas x 2 concepts of
-    the calibration (no psi for the GAN version): 24 stages."""
+    the calibration and 11 x 2 of the "alpha matched" one (no psi for the GAN version): 46 stages."""
     from xad.counterfactual.evaluation import evaluate
 
     calls: list[tuple[int, int]] = []
     evaluate(cfb.load_bundle(tiny_cf_bundle), limit=10, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(i, 24) for i in range(1, 25)]
+    assert calls == [(i, 46) for i in range(1, 47)]
 
 
 def test_tiles_figure_puts_each_tile_on_one_canvas() -> None:
