@@ -169,8 +169,6 @@ def generate_matched(b: Bundle, images: np.ndarray, alpha: float | np.ndarray, k
     This is not the paper's G(x, alpha, k) (which takes the target as its input unchanged): it
     calls the detector ``iterations + 1`` times per image and exists so that a user's alpha is the
     score the CE gets; metrics of G itself never use it."""
-    from xad.models.detectors import score_images
-
     n = len(images)
     target = np.broadcast_to(np.asarray(alpha, np.float32), (n,))
     lo, hi = np.zeros(n, np.float32), np.ones(n, np.float32)

@@ -54,14 +54,15 @@ def explain(b: Bundle, image: np.ndarray, alpha: float = 0.0, match: bool = Fals
     xs = np.repeat(x[None], b.concepts, 0)
     extra: dict = {}
     if match:
-        ce, extra["alpha_inputs"], _ = generate_matched(b, xs, alpha, np.arange(b.concepts))
+        ce, extra["alpha_inputs"], ce_scores = generate_matched(b, xs, alpha, np.arange(b.concepts))
     else:
         ce = generate(b, xs, alpha, np.arange(b.concepts))
+        ce_scores = score_images(b.detector, ce)
     if b.backend == "diffedit":
         _, mask, edit = psi(b, x[None])
         extra |= {"edit_mask": mask[0], "edit": edit[0], "edit_score": float(score_images(b.detector, edit)[0]),
                  "edit_change": change_map(x, edit[0])}
-    return Explanation(x, float(score_images(b.detector, x[None])[0]), float(alpha), ce, score_images(b.detector, ce),
+    return Explanation(x, float(score_images(b.detector, x[None])[0]), float(alpha), ce, ce_scores,
                        np.stack([change_map(x, c) for c in ce]), **extra)
 
 
